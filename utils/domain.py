@@ -1,0 +1,258 @@
+"""Typed domain objects shared by every layer: candles, mark prices, signals, orders, fills, positions.
+
+Prices and quantities are always ``Decimal``; times are integer milliseconds since the Unix epoch (UTC),
+as Binance sends them. Enum values are Binance's own spellings so they cross the wire unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class PositionSide(StrEnum):
+    BOTH = "BOTH"
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
+class PositionMode(StrEnum):
+    ONEWAY = "ONEWAY"
+    HEDGE = "HEDGE"
+
+
+class MarginType(StrEnum):
+    CROSSED = "CROSSED"
+    ISOLATED = "ISOLATED"
+
+
+class OrderType(StrEnum):
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+    STOP = "STOP"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
+    LIQUIDATION = "LIQUIDATION"
+
+    @property
+    def is_conditional(self) -> bool:
+        return self not in (OrderType.LIMIT, OrderType.MARKET, OrderType.LIQUIDATION)
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    GTX = "GTX"
+    GTD = "GTD"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+    EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
+    REJECTED = "REJECTED"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class ExecutionType(StrEnum):
+    NEW = "NEW"
+    CANCELED = "CANCELED"
+    CALCULATED = "CALCULATED"
+    EXPIRED = "EXPIRED"
+    TRADE = "TRADE"
+    AMENDMENT = "AMENDMENT"
+
+
+class WorkingType(StrEnum):
+    MARK_PRICE = "MARK_PRICE"
+    CONTRACT_PRICE = "CONTRACT_PRICE"
+
+
+class AlgoStatus(StrEnum):
+    NEW = "NEW"
+    CANCELED = "CANCELED"
+    TRIGGERING = "TRIGGERING"
+    TRIGGERED = "TRIGGERED"
+    FINISHED = "FINISHED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+class SignalSide(StrEnum):
+    """What a strategy wants: be long, be short, or be flat (exit)."""
+
+    LONG = "LONG"
+    SHORT = "SHORT"
+    FLAT = "FLAT"
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One closed (or in-progress, ``closed=False``) 1-minute kline."""
+
+    symbol: str
+    open_time: int
+    close_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal = ZERO
+    trades: int = 0
+    taker_buy_volume: Decimal = ZERO
+    taker_buy_quote_volume: Decimal = ZERO
+    interval: str = "1m"
+    closed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    symbol: str
+    event_time: int
+    mark_price: Decimal
+    index_price: Decimal
+    funding_rate: Decimal
+    next_funding_time: int
+    estimated_settle_price: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    strategy: str
+    symbol: str
+    side: SignalSide
+    strength: Decimal
+    reason: str
+    time: int
+    candle_open_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order the executor has decided to place, before it is sent (and before rounding, if unrounded)."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    position_side: PositionSide = PositionSide.BOTH
+    reduce_only: bool = False
+    close_position: bool = False
+    stop_price: Decimal | None = None
+    working_type: WorkingType = WorkingType.CONTRACT_PRICE
+    strategy: str = ""
+    signal_time: int = 0
+
+
+@dataclass(slots=True)
+class Order:
+    """An order as the exchange reports it (mutable: it changes as it fills)."""
+
+    symbol: str
+    order_id: int
+    client_order_id: str
+    side: Side
+    order_type: OrderType
+    status: OrderStatus
+    quantity: Decimal
+    price: Decimal
+    time_in_force: TimeInForce
+    position_side: PositionSide = PositionSide.BOTH
+    reduce_only: bool = False
+    close_position: bool = False
+    stop_price: Decimal = ZERO
+    executed_quantity: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    working_type: WorkingType = WorkingType.CONTRACT_PRICE
+    create_time: int = 0
+    update_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    symbol: str
+    trade_id: int
+    order_id: int
+    client_order_id: str
+    side: Side
+    position_side: PositionSide
+    price: Decimal
+    quantity: Decimal
+    quote_quantity: Decimal
+    commission: Decimal
+    commission_asset: str
+    realized_pnl: Decimal
+    maker: bool
+    time: int
+
+
+@dataclass(slots=True)
+class Position:
+    symbol: str
+    position_side: PositionSide = PositionSide.BOTH
+    amount: Decimal = ZERO  # signed: > 0 long, < 0 short
+    entry_price: Decimal = ZERO
+    break_even_price: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    mark_price: Decimal = ZERO
+    leverage: int = 1
+    margin_type: MarginType = MarginType.CROSSED
+    isolated_wallet: Decimal = ZERO
+    update_time: int = 0
+
+    @property
+    def is_flat(self) -> bool:
+        return self.amount == 0
+
+    @property
+    def notional(self) -> Decimal:
+        price = self.mark_price if self.mark_price else self.entry_price
+        return abs(self.amount) * price
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    asset: str
+    wallet_balance: Decimal
+    cross_wallet_balance: Decimal = ZERO
+    balance_change: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """What the account looks like at one moment: balances and positions."""
+
+    time: int
+    balances: tuple[Balance, ...] = ()
+    positions: tuple[Position, ...] = field(default_factory=tuple)

@@ -1,0 +1,221 @@
+"""An asyncio event bus: named channels, pattern subscriptions, bounded queues with a defined overflow policy.
+
+Channels are dotted names (``signal.ema_crossover``, ``order.request``, ``order.update``, ``market.kline``,
+``market.mark``, ``account.update``). A subscription names a glob pattern (``signal.*``, ``market.*``, ``*``)
+and gets its own bounded queue. What happens when that queue is full depends on the channel:
+
+* **Lossless** channels (everything by default, and always ``order.*``, ``signal.*``, ``account.*``):
+  ``publish`` waits until the slow consumer makes room (back-pressure). Nothing is ever dropped.
+* **Lossy** channels (patterns given in ``lossy``, typically ``market.*`` for a live feed that cannot be
+  paused): the oldest queued event of that subscription is dropped to make room for the newest, and the drop
+  is counted per subscription (``stats()``). A consumer that falls behind sees fresh data and a gap, never a
+  stalled feed. Replays use no lossy channels, so a backtest is never lossy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("utils.bus")
+
+#: Channel patterns that may never lose an event, whatever the bus is told.
+NEVER_LOSSY = ("order.*", "signal.*", "account.*")
+_PROTECTED_SAMPLES = ("order.request", "order.update", "order.cancel", "signal.strategy", "account.update")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    channel: str
+    payload: Any
+    sequence: int
+
+
+class Subscription:
+    """One consumer's bounded queue on the channels matching ``pattern``."""
+
+    __slots__ = ("name", "pattern", "_queue", "delivered", "dropped", "_bus", "closed", "_in_hand")
+
+    def __init__(self, bus: EventBus, name: str, pattern: str, maxsize: int) -> None:
+        self._bus = bus
+        self.name = name
+        self.pattern = pattern
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        self.delivered = 0
+        self.dropped = 0
+        self.closed = False
+        self._in_hand = False
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def maxsize(self) -> int:
+        return self._queue.maxsize
+
+    def matches(self, channel: str) -> bool:
+        return fnmatch.fnmatchcase(channel, self.pattern)
+
+    async def get(self) -> Event:
+        """Next event. Taking it acknowledges the previous one (see :meth:`ack`)."""
+        self.ack()
+        event = await self._queue.get()
+        self._in_hand = True
+        return event
+
+    def get_nowait(self) -> Event | None:
+        self.ack()
+        try:
+            event = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        self._in_hand = True
+        return event
+
+    def ack(self) -> None:
+        """Mark the event in hand as fully handled (``join``/``EventBus.drain`` wait for this)."""
+        if self._in_hand:
+            self._in_hand = False
+            self._queue.task_done()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.get()
+
+    async def join(self) -> None:
+        """Wait until everything queued so far has been taken and acknowledged by the consumer."""
+        await self._queue.join()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class EventBus:
+    """Routes published events to every subscription whose pattern matches the channel."""
+
+    def __init__(self, *, default_maxsize: int = 10_000, lossy: tuple[str, ...] = ()) -> None:
+        for pattern in lossy:
+            for sample in _PROTECTED_SAMPLES:
+                if fnmatch.fnmatchcase(sample, pattern):
+                    raise ValueError(f"channel pattern {pattern!r} would make {sample} lossy; order, signal "
+                                     "and account events are never dropped")
+        self._default_maxsize = default_maxsize
+        self._lossy = lossy
+        self._subscriptions: list[Subscription] = []
+        self._routes: dict[str, tuple[tuple[Subscription, ...], bool]] = {}
+        self._sequence = 0
+        self.published: dict[str, int] = {}
+
+    # ------------------------------------------------------------------------------------ subscribing
+    def subscribe(self, pattern: str, *, name: str | None = None, maxsize: int | None = None) -> Subscription:
+        subscription = Subscription(self, name or pattern, pattern, maxsize or self._default_maxsize)
+        self._subscriptions.append(subscription)
+        self._routes.clear()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+            subscription.closed = True
+            self._routes.clear()
+
+    def is_lossy(self, channel: str) -> bool:
+        if any(fnmatch.fnmatchcase(channel, protected) for protected in NEVER_LOSSY):
+            return False
+        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self._lossy)
+
+    def _route(self, channel: str) -> tuple[tuple[Subscription, ...], bool]:
+        route = self._routes.get(channel)
+        if route is None:
+            if not channel or any(part == "" for part in channel.split(".")):
+                raise ValueError(f"bad channel name {channel!r}: use dotted words like 'order.update'")
+            route = (tuple(s for s in self._subscriptions if s.matches(channel)), self.is_lossy(channel))
+            self._routes[channel] = route
+        return route
+
+    # ------------------------------------------------------------------------------------- publishing
+    async def publish(self, channel: str, payload: Any) -> int:
+        """Deliver to every matching subscription; waits for room on lossless channels. Returns the count."""
+        subscriptions, lossy = self._route(channel)
+        self._sequence += 1
+        event = Event(channel, payload, self._sequence)
+        self.published[channel] = self.published.get(channel, 0) + 1
+        for subscription in subscriptions:
+            queue = subscription._queue
+            if lossy:
+                self._put_dropping_oldest(subscription, event)
+            elif queue.full():
+                await queue.put(event)  # back-pressure: the publisher waits for the slow consumer
+            else:
+                queue.put_nowait(event)
+            subscription.delivered += 1
+        return len(subscriptions)
+
+    def publish_nowait(self, channel: str, payload: Any) -> int:
+        """Publish from synchronous code. Lossless channels raise ``asyncio.QueueFull`` rather than drop."""
+        subscriptions, lossy = self._route(channel)
+        if not lossy:
+            for subscription in subscriptions:
+                if subscription._queue.full():
+                    raise asyncio.QueueFull(f"subscription {subscription.name!r} is full on lossless "
+                                            f"channel {channel!r}; use 'await publish' for back-pressure")
+        self._sequence += 1
+        event = Event(channel, payload, self._sequence)
+        self.published[channel] = self.published.get(channel, 0) + 1
+        for subscription in subscriptions:
+            if lossy:
+                self._put_dropping_oldest(subscription, event)
+            else:
+                subscription._queue.put_nowait(event)
+            subscription.delivered += 1
+        return len(subscriptions)
+
+    @staticmethod
+    def _put_dropping_oldest(subscription: Subscription, event: Event) -> None:
+        queue = subscription._queue
+        if queue.full():
+            queue.get_nowait()
+            queue.task_done()
+            subscription.dropped += 1
+        queue.put_nowait(event)
+
+    # ------------------------------------------------------------------------------------ observing
+    def stats(self) -> dict[str, dict[str, int | str]]:
+        """Per subscription: pattern, queue depth and capacity, delivered and dropped counts."""
+        return {
+            s.name: {"pattern": s.pattern, "depth": s.depth, "maxsize": s.maxsize,
+                     "delivered": s.delivered, "dropped": s.dropped}
+            for s in self._subscriptions
+        }
+
+    async def drain(self) -> None:
+        """Wait until every subscription has handled everything published so far."""
+        for subscription in list(self._subscriptions):
+            await subscription.join()
+
+
+Handler = Callable[[Event], Awaitable[None] | None]
+
+
+async def consume(subscription: Subscription, handler: Handler, *, stop: asyncio.Event | None = None) -> None:
+    """Run ``handler`` on each event of ``subscription``; an exception in the handler is logged, not fatal."""
+    while stop is None or not stop.is_set():
+        event = await subscription.get()
+        try:
+            result = handler(event)
+            if asyncio.iscoroutine(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed", extra={"subscription": subscription.name, "channel": event.channel,
+                                                   "sequence": event.sequence})
+        finally:
+            subscription.ack()

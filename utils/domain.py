@@ -171,6 +171,7 @@ class OrderIntent:
     working_type: WorkingType = WorkingType.CONTRACT_PRICE
     strategy: str = ""
     signal_time: int = 0
+    purpose: str = "entry"  # entry | exit | stop_loss | take_profit: what the order is for, not how it is sent
 
 
 @dataclass(slots=True)

@@ -1,0 +1,846 @@
+"""Synchronous, idempotent reads and writes of the bot's state, taking and returning domain objects.
+
+Every write is safe to repeat: replaying the same event changes nothing (same rows, same values), and order
+updates that arrive out of order never undo progress. Each call is its own short transaction on a pooled
+connection. Writes that read before they write lock first (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR
+UPDATE`` on PostgreSQL), so two processes sharing a database cannot interleave them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from itertools import islice
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Row, String, Table, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.engine import URL
+
+from database.engine import SQLITE_BEGIN_OPTION, json_default, make_engine
+from database.models import (
+    AccountSnapshotRecord,
+    AccountSnapshotRow,
+    CandleRow,
+    FillRow,
+    FundingPaymentRecord,
+    FundingPaymentRow,
+    IntentState,
+    OrderRecord,
+    OrderRow,
+    PositionRow,
+    RiskStateRecord,
+    RiskStateRow,
+    SignalRow,
+    TradingState,
+)
+from database.types import decimal_to_text, storable_decimal
+from utils.clock import Clock, SystemClock
+from utils.domain import (
+    ZERO,
+    Candle,
+    Fill,
+    MarginType,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionSide,
+    Side,
+    Signal,
+    SignalSide,
+    TimeInForce,
+    WorkingType,
+)
+
+ORDERS = cast(Table, OrderRow.__table__)
+FILLS = cast(Table, FillRow.__table__)
+POSITIONS = cast(Table, PositionRow.__table__)
+SIGNALS = cast(Table, SignalRow.__table__)
+CANDLES = cast(Table, CandleRow.__table__)
+RISK_STATE = cast(Table, RiskStateRow.__table__)
+ACCOUNT_SNAPSHOTS = cast(Table, AccountSnapshotRow.__table__)
+FUNDING_PAYMENTS = cast(Table, FundingPaymentRow.__table__)
+
+CANDLE_INTERVAL = "1m"
+_CANDLE_BATCH_ROWS = 5_000
+_CANDLE_COLUMNS = tuple(column.name for column in CANDLES.columns)
+_CANDLE_ROW_ORDER = (  # the order _candle_storage_row builds its tuples in
+    "symbol", "open_time", "close_time", "open", "high", "low", "close",
+    "volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume",
+)  # fmt: skip
+if _CANDLE_COLUMNS != _CANDLE_ROW_ORDER:
+    raise RuntimeError(f"candles_1m columns {_CANDLE_COLUMNS} differ from the bulk insert's order {_CANDLE_ROW_ORDER}")
+# Which candle columns hold free text (quoted in a PostgreSQL array literal) rather than numbers.
+_CANDLE_TEXT_COLUMNS = tuple(isinstance(column.type, String) for column in CANDLES.columns)
+_CANDLE_KEY = ("symbol", "open_time")
+_SQLITE_CANDLE_INSERT = (
+    f"INSERT INTO {CANDLES.name} ({', '.join(_CANDLE_COLUMNS)}) VALUES ({', '.join('?' for _ in _CANDLE_COLUMNS)}) "
+    f"ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO NOTHING"
+)
+_POSTGRES_CANDLE_INSERT = (
+    f"INSERT INTO {CANDLES.name} ({', '.join(_CANDLE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{column.type.compile(dialect=postgresql.dialect())}[]" for column in CANDLES.columns)
+    + f") ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO NOTHING"
+)
+_OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+_UNRESOLVED_INTENT_STATES = tuple(state.value for state in IntentState if state.is_unresolved)
+
+
+def _status_rank(status: OrderStatus) -> int:
+    """NEW < PARTIALLY_FILLED < any final status; an order's status only ever moves up."""
+    if status is OrderStatus.NEW:
+        return 0
+    if status is OrderStatus.PARTIALLY_FILLED:
+        return 1
+    return 2
+
+
+def _same(stored: Any, new: Any) -> bool:
+    """Whether writing ``new`` over ``stored`` would leave the column as it is (Decimals as they will be stored)."""
+    if isinstance(new, Decimal):
+        return stored is not None and stored == storable_decimal(new)
+    return bool(stored == new) and (stored is None) == (new is None)
+
+
+def _changed(row: Row[Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if not _same(getattr(row, name), value)}
+
+
+def _chunks[Item](items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _plain_json(details: Any) -> Any:
+    """``details`` as the plain JSON value it will be read back as (Decimals become strings)."""
+    return json.loads(json.dumps(details, default=json_default))
+
+
+class Repository:
+    """The bot's only door to its database."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None, *, owns_engine: bool = False) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database backend {engine.dialect.name!r} ({engine.url!r})")
+        self.engine = engine
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._owns_engine = owns_engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def open(cls, db_url: str | URL, clock: Clock | None = None, *, apply_migrations: bool = True) -> Repository:
+        """Connect to ``db_url`` (migrating it to the newest schema first, unless told not to)."""
+        engine = make_engine(db_url)
+        try:
+            if apply_migrations:
+                from database.migrate import migrate  # imported here: migrate's env.py imports the models
+
+                migrate(engine)
+            return cls(engine, clock, owns_engine=True)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A transaction that holds SQLite's write lock from its start (PostgreSQL locks rows as it goes)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with connection.begin():
+                yield connection
+
+    def _insert(self, table: Table) -> PostgresInsert | SqliteInsert:
+        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
+
+    def _insert_if_absent(self, connection: Connection, table: Table, key: list[str], values: dict[str, Any]) -> bool:
+        statement = self._insert(table).values(values).on_conflict_do_nothing(index_elements=key)
+        return connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount == 1
+
+    # --- orders -----------------------------------------------------------------------------------------------
+
+    def save_order_intent(
+        self,
+        intent: OrderIntent,
+        *,
+        state: IntentState = IntentState.PENDING_SEND,
+        is_algo: bool | None = None,
+    ) -> bool:
+        """Store an order the bot is about to send; True if stored now, False if it was already there.
+
+        An existing row is never touched (its progress stands). ``is_algo`` defaults to whether the order type
+        is conditional (those go through Binance's algo-order service). A different order under the same
+        client_order_id (other symbol or side) is a bug and raises ValueError.
+        """
+        now = self.clock.now_ms()
+        values = {
+            "client_order_id": intent.client_order_id,
+            "symbol": intent.symbol,
+            "side": intent.side.value,
+            "order_type": intent.order_type.value,
+            "status": None,
+            "position_side": intent.position_side.value,
+            "time_in_force": intent.time_in_force.value if intent.time_in_force is not None else None,
+            "working_type": intent.working_type.value,
+            "quantity": intent.quantity,
+            "price": intent.price,
+            "stop_price": intent.stop_price,
+            "executed_quantity": ZERO,
+            "cum_quote": ZERO,
+            "avg_price": ZERO,
+            "reduce_only": intent.reduce_only,
+            "close_position": intent.close_position,
+            "is_algo": intent.order_type.is_conditional if is_algo is None else is_algo,
+            "order_id": None,
+            "strategy": intent.strategy,
+            "signal_time": intent.signal_time,
+            "intent_state": state.value,
+            "reject_code": None,
+            "reject_message": None,
+            "intent_time": now,
+            "intent_state_time": now,
+            "create_time": 0,
+            "update_time": 0,
+        }
+        with self._write() as connection:
+            if self._insert_if_absent(connection, ORDERS, ["client_order_id"], values):
+                return True
+            existing = self._select_order(connection, intent.client_order_id, for_update=False)
+        if existing is None:  # the insert conflicted on client_order_id, so the row must be there
+            raise RuntimeError(f"order {intent.client_order_id!r} conflicted on insert but cannot be read back")
+        _check_same_order(existing, intent.client_order_id, intent.symbol, intent.side)
+        return False
+
+    def mark_intent(
+        self,
+        client_order_id: str,
+        state: IntentState,
+        *,
+        reject_code: int | None = None,
+        reject_message: str | None = None,
+    ) -> bool:
+        """Move an order's intent state forward (e.g. SENT, UNKNOWN, REJECTED); True if it changed.
+
+        States only advance (PENDING_SEND < SENT < UNKNOWN < REJECTED/NOT_FOUND < ACKNOWLEDGED); a late or
+        repeated call that would move it back or sideways changes nothing. Unknown client_order_id: KeyError.
+        """
+        with self._write() as connection:
+            row = self._select_order(connection, client_order_id, for_update=True)
+            if row is None:
+                raise KeyError(f"no order with client_order_id {client_order_id!r} to mark {state}")
+            current = IntentState(row.intent_state)
+            if state.rank <= current.rank:
+                return False
+            values: dict[str, Any] = {"intent_state": state.value, "intent_state_time": self.clock.now_ms()}
+            if reject_code is not None:
+                values["reject_code"] = reject_code
+            if reject_message is not None:
+                values["reject_message"] = reject_message
+            connection.execute(update(ORDERS).where(ORDERS.c.id == row.id).values(values))
+            return True
+
+    def update_order(self, order: Order, *, is_algo: bool | None = None) -> bool:
+        """Merge the exchange's report of an order into its row (creating it if new); True if anything changed.
+
+        Reports may arrive late or out of order, so: the status only moves forward (NEW < PARTIALLY_FILLED <
+        final; a final status never changes), executed_quantity never decreases (cum_quote and avg_price move
+        with it), and price/quantity/etc. are taken only from a report at least as new (``update_time``) as the
+        last one applied. Any report marks the intent ACKNOWLEDGED. A report for the same client_order_id but
+        another symbol, side or (non-algo) exchange order id raises ValueError.
+        """
+        with self._write() as connection:
+            row = self._select_order(connection, order.client_order_id, for_update=True)
+            if row is None:
+                values = self._new_order_values(order, is_algo)
+                if self._insert_if_absent(connection, ORDERS, ["client_order_id"], values):
+                    return True
+                # Another writer inserted it between our select and our insert: merge into theirs.
+                row = self._select_order(connection, order.client_order_id, for_update=True)
+                if row is None:
+                    raise RuntimeError(f"order {order.client_order_id!r} conflicted on insert but cannot be read back")
+            changes = self._merge_order(row, order, is_algo)
+            if not changes:
+                return False
+            connection.execute(update(ORDERS).where(ORDERS.c.id == row.id).values(changes))
+            return True
+
+    def _new_order_values(self, order: Order, is_algo: bool | None) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        return {
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "order_type": order.order_type.value,
+            "status": order.status.value,
+            "position_side": order.position_side.value,
+            "time_in_force": order.time_in_force.value,
+            "working_type": order.working_type.value,
+            "quantity": order.quantity,
+            "price": order.price,
+            "stop_price": order.stop_price,
+            "executed_quantity": order.executed_quantity,
+            "cum_quote": order.cum_quote,
+            "avg_price": order.avg_price,
+            "reduce_only": order.reduce_only,
+            "close_position": order.close_position,
+            "is_algo": order.order_type.is_conditional if is_algo is None else is_algo,
+            "order_id": order.order_id,
+            "strategy": "",
+            "signal_time": 0,
+            "intent_state": IntentState.ACKNOWLEDGED.value,
+            "reject_code": None,
+            "reject_message": None,
+            "intent_time": now,
+            "intent_state_time": now,
+            "create_time": order.create_time,
+            "update_time": order.update_time,
+        }
+
+    def _merge_order(self, row: Row[Any], order: Order, is_algo: bool | None) -> dict[str, Any]:
+        _check_same_order(row, order.client_order_id, order.symbol, order.side)
+        changes: dict[str, Any] = {}
+
+        if row.order_id is None:
+            changes["order_id"] = order.order_id
+        elif row.order_id != order.order_id and not row.is_algo:
+            raise ValueError(
+                f"order {order.client_order_id} ({order.symbol}) is stored with exchange order id {row.order_id} "
+                f"but a report says {order.order_id}"
+            )
+
+        current_status = OrderStatus(row.status) if row.status is not None else None
+        if current_status is None or _status_rank(order.status) > _status_rank(current_status):
+            changes["status"] = order.status.value
+
+        if order.executed_quantity > row.executed_quantity or (
+            order.executed_quantity == row.executed_quantity and row.avg_price == 0 and order.avg_price != 0
+        ):
+            changes["executed_quantity"] = order.executed_quantity
+            changes["cum_quote"] = order.cum_quote
+            changes["avg_price"] = order.avg_price
+
+        if order.update_time >= row.update_time:
+            changes.update(
+                {
+                    "order_type": order.order_type.value,
+                    "position_side": order.position_side.value,
+                    "time_in_force": order.time_in_force.value,
+                    "working_type": order.working_type.value,
+                    "quantity": order.quantity,
+                    "price": order.price,
+                    "stop_price": order.stop_price,
+                    "reduce_only": order.reduce_only,
+                    "close_position": order.close_position,
+                    "update_time": order.update_time,
+                }
+            )
+        if row.create_time == 0 and order.create_time:
+            changes["create_time"] = order.create_time
+        if is_algo is not None:
+            changes["is_algo"] = is_algo
+        changes = _changed(row, changes)
+
+        if IntentState(row.intent_state) is not IntentState.ACKNOWLEDGED:
+            changes["intent_state"] = IntentState.ACKNOWLEDGED.value
+        if "intent_state" in changes:
+            changes["intent_state_time"] = self.clock.now_ms()
+        return changes
+
+    def _select_order(self, connection: Connection, client_order_id: str, *, for_update: bool) -> Row[Any] | None:
+        statement = select(ORDERS).where(ORDERS.c.client_order_id == client_order_id)
+        if for_update:
+            statement = statement.with_for_update()  # PostgreSQL row lock; SQLite already holds the write lock
+        return connection.execute(statement).one_or_none()
+
+    def get_order(self, client_order_id: str) -> OrderRecord | None:
+        with self._read() as connection:
+            row = self._select_order(connection, client_order_id, for_update=False)
+        return _order_record(row) if row is not None else None
+
+    def get_order_by_exchange_id(self, symbol: str, order_id: int) -> OrderRecord | None:
+        statement = select(ORDERS).where(ORDERS.c.symbol == symbol, ORDERS.c.order_id == order_id)
+        with self._read() as connection:
+            row = connection.execute(statement).first()
+        return _order_record(row) if row is not None else None
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderRecord]:
+        """Orders working on the exchange (NEW, PARTIALLY_FILLED) and intents not yet resolved (possibly live).
+
+        Oldest first (by the time the bot saved them).
+        """
+        statement = select(ORDERS).where(
+            or_(
+                ORDERS.c.status.in_(_OPEN_STATUSES),
+                and_(ORDERS.c.status.is_(None), ORDERS.c.intent_state.in_(_UNRESOLVED_INTENT_STATES)),
+            )
+        )
+        if symbol is not None:
+            statement = statement.where(ORDERS.c.symbol == symbol)
+        statement = statement.order_by(ORDERS.c.intent_time, ORDERS.c.id)
+        with self._read() as connection:
+            return [_order_record(row) for row in connection.execute(statement)]
+
+    # --- fills --------------------------------------------------------------------------------------------------
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a trade; True if new, False if (symbol, trade_id) was already stored (which is left as it is)."""
+        values = {
+            "symbol": fill.symbol,
+            "trade_id": fill.trade_id,
+            "order_id": fill.order_id,
+            "client_order_id": fill.client_order_id,
+            "side": fill.side.value,
+            "position_side": fill.position_side.value,
+            "price": fill.price,
+            "quantity": fill.quantity,
+            "quote_quantity": fill.quote_quantity,
+            "commission": fill.commission,
+            "commission_asset": fill.commission_asset,
+            "realized_pnl": fill.realized_pnl,
+            "maker": fill.maker,
+            "time": fill.time,
+        }
+        with self._write() as connection:
+            return self._insert_if_absent(connection, FILLS, ["symbol", "trade_id"], values)
+
+    def fills_for_order(self, client_order_id: str) -> list[Fill]:
+        """The trades of one order, in the order they happened."""
+        statement = (
+            select(FILLS)
+            .where(FILLS.c.client_order_id == client_order_id)
+            .order_by(FILLS.c.time, FILLS.c.symbol, FILLS.c.trade_id)
+        )
+        with self._read() as connection:
+            return [_fill(row) for row in connection.execute(statement)]
+
+    def all_fills(self, symbol: str | None = None, since_time: int | None = None) -> list[Fill]:
+        """Every stored trade (optionally of one symbol, at or after ``since_time``), oldest first."""
+        statement = select(FILLS)
+        if symbol is not None:
+            statement = statement.where(FILLS.c.symbol == symbol)
+        if since_time is not None:
+            statement = statement.where(FILLS.c.time >= since_time)
+        statement = statement.order_by(FILLS.c.time, FILLS.c.symbol, FILLS.c.trade_id)
+        with self._read() as connection:
+            return [_fill(row) for row in connection.execute(statement)]
+
+    # --- positions ----------------------------------------------------------------------------------------------
+
+    def upsert_position(self, position: Position) -> bool:
+        """Store the latest state of a position; True if anything changed.
+
+        A report older (``update_time``) than the stored one is ignored; an equal or newer one replaces it.
+        """
+        values = {
+            "symbol": position.symbol,
+            "position_side": position.position_side.value,
+            "amount": position.amount,
+            "entry_price": position.entry_price,
+            "break_even_price": position.break_even_price,
+            "realized_pnl": position.realized_pnl,
+            "unrealized_pnl": position.unrealized_pnl,
+            "mark_price": position.mark_price,
+            "isolated_wallet": position.isolated_wallet,
+            "leverage": position.leverage,
+            "margin_type": position.margin_type.value,
+            "update_time": position.update_time,
+        }
+        key = (POSITIONS.c.symbol == position.symbol, POSITIONS.c.position_side == position.position_side.value)
+        with self._write() as connection:
+            row = connection.execute(select(POSITIONS).where(*key).with_for_update()).one_or_none()
+            if row is None:
+                if self._insert_if_absent(connection, POSITIONS, ["symbol", "position_side"], values):
+                    return True
+                row = connection.execute(select(POSITIONS).where(*key).with_for_update()).one()
+            if position.update_time < row.update_time:
+                return False
+            changes = _changed(row, values)
+            if not changes:
+                return False
+            connection.execute(update(POSITIONS).where(*key).values(changes))
+            return True
+
+    def positions(self, symbol: str | None = None) -> list[Position]:
+        """Every stored position (flat ones included), by symbol then position side."""
+        statement = select(POSITIONS)
+        if symbol is not None:
+            statement = statement.where(POSITIONS.c.symbol == symbol)
+        statement = statement.order_by(POSITIONS.c.symbol, POSITIONS.c.position_side)
+        with self._read() as connection:
+            return [_position(row) for row in connection.execute(statement)]
+
+    # --- signals ------------------------------------------------------------------------------------------------
+
+    def record_signal(self, signal: Signal) -> bool:
+        """Store a signal; True if new, False if (strategy, symbol, time, side) was already stored."""
+        values = {
+            "strategy": signal.strategy,
+            "symbol": signal.symbol,
+            "side": signal.side.value,
+            "strength": signal.strength,
+            "reason": signal.reason,
+            "time": signal.time,
+            "candle_open_time": signal.candle_open_time,
+        }
+        with self._write() as connection:
+            return self._insert_if_absent(connection, SIGNALS, ["strategy", "symbol", "time", "side"], values)
+
+    def signals(
+        self, strategy: str | None = None, symbol: str | None = None, since_time: int | None = None
+    ) -> list[Signal]:
+        """Stored signals, optionally filtered, oldest first."""
+        statement = select(SIGNALS)
+        if strategy is not None:
+            statement = statement.where(SIGNALS.c.strategy == strategy)
+        if symbol is not None:
+            statement = statement.where(SIGNALS.c.symbol == symbol)
+        if since_time is not None:
+            statement = statement.where(SIGNALS.c.time >= since_time)
+        statement = statement.order_by(SIGNALS.c.time, SIGNALS.c.id)
+        with self._read() as connection:
+            return [_signal(row) for row in connection.execute(statement)]
+
+    # --- candles ------------------------------------------------------------------------------------------------
+
+    def record_candles(self, candles: Iterable[Candle]) -> int:
+        """Store closed 1m candles in bulk, skipping any (symbol, open_time) already stored; returns how many were new.
+
+        Only closed candles of interval 1m belong here: anything else raises ValueError before anything is
+        written. All candles go in one transaction, in batches of one INSERT ... ON CONFLICT DO NOTHING each
+        (an executemany on SQLite; on PostgreSQL one statement per batch that unnests one array per column).
+        """
+        rows = [_candle_storage_row(candle) for candle in candles]
+        if not rows:
+            return 0
+        inserted = 0
+        with self._write() as connection:
+            for chunk in _chunks(rows, _CANDLE_BATCH_ROWS):
+                if self._postgres:
+                    arrays = tuple(
+                        _postgres_array_literal(values, quoted)
+                        for values, quoted in zip(zip(*chunk, strict=True), _CANDLE_TEXT_COLUMNS, strict=True)
+                    )
+                    result = connection.exec_driver_sql(_POSTGRES_CANDLE_INSERT, arrays)
+                else:
+                    result = connection.exec_driver_sql(_SQLITE_CANDLE_INSERT, chunk)
+                inserted += result.rowcount
+        return inserted
+
+    def load_candles(self, symbol: str, limit: int, before_open_time: int | None = None) -> list[Candle]:
+        """The latest ``limit`` stored candles of ``symbol`` opening before ``before_open_time``, oldest first."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if limit == 0:
+            return []
+        statement = select(CANDLES).where(CANDLES.c.symbol == symbol)
+        if before_open_time is not None:
+            statement = statement.where(CANDLES.c.open_time < before_open_time)
+        statement = statement.order_by(CANDLES.c.open_time.desc()).limit(limit)
+        with self._read() as connection:
+            candles = [_candle(row) for row in connection.execute(statement)]
+        candles.reverse()
+        return candles
+
+    # --- risk state ---------------------------------------------------------------------------------------------
+
+    def get_risk_state(self, scope: str) -> RiskStateRecord | None:
+        with self._read() as connection:
+            row = connection.execute(select(RISK_STATE).where(RISK_STATE.c.scope == scope)).one_or_none()
+        return _risk_state(row) if row is not None else None
+
+    def set_risk_state(
+        self,
+        scope: str,
+        state: TradingState,
+        reason: str,
+        *,
+        consecutive_losses: int | None = None,
+        details: Any | None = None,
+    ) -> RiskStateRecord:
+        """Set a scope's trading state; returns the stored record.
+
+        ``consecutive_losses`` and ``details`` (any JSON value; Decimals are stored as strings) keep their
+        stored values when None (0 and NULL for a new scope). If nothing differs, nothing is written and
+        ``updated_at`` keeps marking the last real change.
+        """
+        values: dict[str, Any] = {"state": state.value, "reason": reason}
+        if consecutive_losses is not None:
+            values["consecutive_losses"] = consecutive_losses
+        if details is not None:
+            values["details"] = _plain_json(details)
+        key = RISK_STATE.c.scope == scope
+        with self._write() as connection:
+            row = connection.execute(select(RISK_STATE).where(key).with_for_update()).one_or_none()
+            if row is None:
+                new_row = {
+                    "scope": scope,
+                    "consecutive_losses": 0,
+                    "details": None,
+                    **values,
+                    "updated_at": self.clock.now_ms(),
+                }
+                if self._insert_if_absent(connection, RISK_STATE, ["scope"], new_row):
+                    return _risk_state(connection.execute(select(RISK_STATE).where(key)).one())
+                row = connection.execute(select(RISK_STATE).where(key).with_for_update()).one()
+            changes = _changed(row, values)
+            if changes:
+                changes["updated_at"] = self.clock.now_ms()
+                connection.execute(update(RISK_STATE).where(key).values(changes))
+                row = connection.execute(select(RISK_STATE).where(key)).one()
+            return _risk_state(row)
+
+    # --- funding and account --------------------------------------------------------------------------------------
+
+    def record_funding(self, symbol: str, time: int, amount: Decimal, asset: str = "USDT") -> bool:
+        """Store a funding payment (negative: paid); True if new, False if (symbol, time) was already stored.
+
+        ``amount`` is the symbol's total at that funding time (in hedge mode, both sides summed).
+        """
+        values = {"symbol": symbol, "time": time, "amount": amount, "asset": asset}
+        with self._write() as connection:
+            return self._insert_if_absent(connection, FUNDING_PAYMENTS, ["symbol", "time"], values)
+
+    def funding_payments(self, symbol: str | None = None, since_time: int | None = None) -> list[FundingPaymentRecord]:
+        statement = select(FUNDING_PAYMENTS)
+        if symbol is not None:
+            statement = statement.where(FUNDING_PAYMENTS.c.symbol == symbol)
+        if since_time is not None:
+            statement = statement.where(FUNDING_PAYMENTS.c.time >= since_time)
+        statement = statement.order_by(FUNDING_PAYMENTS.c.time, FUNDING_PAYMENTS.c.symbol)
+        with self._read() as connection:
+            return [
+                FundingPaymentRecord(symbol=row.symbol, time=row.time, amount=row.amount, asset=row.asset)
+                for row in connection.execute(statement)
+            ]
+
+    def record_account_snapshot(
+        self,
+        time: int,
+        *,
+        wallet_balance: Decimal,
+        available_balance: Decimal,
+        equity: Decimal,
+        unrealized_pnl: Decimal,
+        asset: str = "USDT",
+    ) -> bool:
+        """Store the account's balance for ``asset`` at ``time``; True if new, False if already stored."""
+        values = {
+            "asset": asset,
+            "time": time,
+            "wallet_balance": wallet_balance,
+            "available_balance": available_balance,
+            "equity": equity,
+            "unrealized_pnl": unrealized_pnl,
+        }
+        with self._write() as connection:
+            return self._insert_if_absent(connection, ACCOUNT_SNAPSHOTS, ["asset", "time"], values)
+
+    def account_snapshots(self, asset: str = "USDT", since_time: int | None = None) -> list[AccountSnapshotRecord]:
+        statement = select(ACCOUNT_SNAPSHOTS).where(ACCOUNT_SNAPSHOTS.c.asset == asset)
+        if since_time is not None:
+            statement = statement.where(ACCOUNT_SNAPSHOTS.c.time >= since_time)
+        statement = statement.order_by(ACCOUNT_SNAPSHOTS.c.time)
+        with self._read() as connection:
+            return [_account_snapshot(row) for row in connection.execute(statement)]
+
+    def latest_account_snapshot(self, asset: str = "USDT") -> AccountSnapshotRecord | None:
+        statement = (
+            select(ACCOUNT_SNAPSHOTS)
+            .where(ACCOUNT_SNAPSHOTS.c.asset == asset)
+            .order_by(ACCOUNT_SNAPSHOTS.c.time.desc())
+            .limit(1)
+        )
+        with self._read() as connection:
+            row = connection.execute(statement).one_or_none()
+        return _account_snapshot(row) if row is not None else None
+
+
+# --- rows to domain objects -----------------------------------------------------------------------------------
+
+
+def _check_same_order(row: Row[Any], client_order_id: str, symbol: str, side: Side) -> None:
+    if row.symbol != symbol or row.side != side.value:
+        raise ValueError(
+            f"client_order_id {client_order_id!r} is already stored for {row.side} {row.symbol}, "
+            f"not {side.value} {symbol}"
+        )
+
+
+def _order_record(row: Row[Any]) -> OrderRecord:
+    return OrderRecord(
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=Side(row.side),
+        order_type=OrderType(row.order_type),
+        status=OrderStatus(row.status) if row.status is not None else None,
+        position_side=PositionSide(row.position_side),
+        time_in_force=TimeInForce(row.time_in_force) if row.time_in_force is not None else None,
+        working_type=WorkingType(row.working_type),
+        quantity=row.quantity,
+        price=row.price,
+        stop_price=row.stop_price,
+        executed_quantity=row.executed_quantity,
+        cum_quote=row.cum_quote,
+        avg_price=row.avg_price,
+        reduce_only=row.reduce_only,
+        close_position=row.close_position,
+        is_algo=row.is_algo,
+        order_id=row.order_id,
+        strategy=row.strategy,
+        signal_time=row.signal_time,
+        intent_state=IntentState(row.intent_state),
+        reject_code=row.reject_code,
+        reject_message=row.reject_message,
+        intent_time=row.intent_time,
+        intent_state_time=row.intent_state_time,
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def _fill(row: Row[Any]) -> Fill:
+    return Fill(
+        symbol=row.symbol,
+        trade_id=row.trade_id,
+        order_id=row.order_id,
+        client_order_id=row.client_order_id,
+        side=Side(row.side),
+        position_side=PositionSide(row.position_side),
+        price=row.price,
+        quantity=row.quantity,
+        quote_quantity=row.quote_quantity,
+        commission=row.commission,
+        commission_asset=row.commission_asset,
+        realized_pnl=row.realized_pnl,
+        maker=row.maker,
+        time=row.time,
+    )
+
+
+def _position(row: Row[Any]) -> Position:
+    return Position(
+        symbol=row.symbol,
+        position_side=PositionSide(row.position_side),
+        amount=row.amount,
+        entry_price=row.entry_price,
+        break_even_price=row.break_even_price,
+        realized_pnl=row.realized_pnl,
+        unrealized_pnl=row.unrealized_pnl,
+        mark_price=row.mark_price,
+        leverage=row.leverage,
+        margin_type=MarginType(row.margin_type),
+        isolated_wallet=row.isolated_wallet,
+        update_time=row.update_time,
+    )
+
+
+def _signal(row: Row[Any]) -> Signal:
+    return Signal(
+        strategy=row.strategy,
+        symbol=row.symbol,
+        side=SignalSide(row.side),
+        strength=row.strength,
+        reason=row.reason,
+        time=row.time,
+        candle_open_time=row.candle_open_time,
+    )
+
+
+def _candle_storage_row(candle: Candle) -> tuple[str | int, ...]:
+    """A candle as the values its row holds, in column order, Decimals already as their canonical text."""
+    if candle.interval != CANDLE_INTERVAL or not candle.closed:
+        raise ValueError(
+            f"only closed {CANDLE_INTERVAL} candles are stored; got {candle.symbol} open_time={candle.open_time} "
+            f"interval={candle.interval} closed={candle.closed}"
+        )
+    return (
+        candle.symbol,
+        _integer(candle.open_time, "open_time"),
+        _integer(candle.close_time, "close_time"),
+        decimal_to_text(candle.open),
+        decimal_to_text(candle.high),
+        decimal_to_text(candle.low),
+        decimal_to_text(candle.close),
+        decimal_to_text(candle.volume),
+        decimal_to_text(candle.quote_volume),
+        _integer(candle.trades, "trades"),
+        decimal_to_text(candle.taker_buy_volume),
+        decimal_to_text(candle.taker_buy_quote_volume),
+    )
+
+
+def _integer(value: object, name: str) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _postgres_array_literal(values: tuple[str | int, ...], quoted: bool) -> str:
+    """A PostgreSQL array literal of one column's values: text quoted and escaped, numbers as they are."""
+    if quoted:
+        return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _candle(row: Row[Any]) -> Candle:
+    return Candle(
+        symbol=row.symbol,
+        open_time=row.open_time,
+        close_time=row.close_time,
+        open=row.open,
+        high=row.high,
+        low=row.low,
+        close=row.close,
+        volume=row.volume,
+        quote_volume=row.quote_volume,
+        trades=row.trades,
+        taker_buy_volume=row.taker_buy_volume,
+        taker_buy_quote_volume=row.taker_buy_quote_volume,
+        interval=CANDLE_INTERVAL,
+        closed=True,
+    )
+
+
+def _risk_state(row: Row[Any]) -> RiskStateRecord:
+    return RiskStateRecord(
+        scope=row.scope,
+        state=TradingState(row.state),
+        reason=row.reason,
+        consecutive_losses=row.consecutive_losses,
+        updated_at=row.updated_at,
+        details=row.details,
+    )
+
+
+def _account_snapshot(row: Row[Any]) -> AccountSnapshotRecord:
+    return AccountSnapshotRecord(
+        time=row.time,
+        asset=row.asset,
+        wallet_balance=row.wallet_balance,
+        available_balance=row.available_balance,
+        equity=row.equity,
+        unrealized_pnl=row.unrealized_pnl,
+    )

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from database.types import ExactDecimal
 from utils.domain import (
+    TradingState,
     ZERO,
     Order,
     OrderIntent,
@@ -88,14 +89,6 @@ _INTENT_RANK = {
 }
 
 
-class TradingState(StrEnum):
-    """What the risk manager allows for a scope: everything, only reducing exposure, or nothing."""
-
-    ACTIVE = "ACTIVE"
-    REDUCING = "REDUCING"
-    HALTED = "HALTED"
-
-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -131,6 +124,7 @@ class OrderRow(Base):
     is_algo: Mapped[bool] = mapped_column(Boolean)
     order_id: Mapped[int | None] = mapped_column(BigInteger)  # the exchange's id; NULL until acknowledged
     strategy: Mapped[str] = mapped_column(NAME)
+    purpose: Mapped[str] = mapped_column(NAME)  # entry | exit | stop_loss | take_profit ("" if not ours)
     signal_time: Mapped[int] = mapped_column(BigInteger)
     intent_state: Mapped[str] = mapped_column(ENUM)
     reject_code: Mapped[int | None] = mapped_column(Integer)
@@ -286,6 +280,7 @@ class OrderRecord:
     is_algo: bool
     order_id: int | None  # None until acknowledged
     strategy: str
+    purpose: str
     signal_time: int
     intent_state: IntentState
     reject_code: int | None
@@ -318,6 +313,7 @@ class OrderRecord:
             working_type=self.working_type,
             strategy=self.strategy,
             signal_time=self.signal_time,
+            purpose=self.purpose or "entry",
         )
 
     def to_order(self) -> Order:

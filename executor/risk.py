@@ -17,16 +17,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from utils.domain import TradingState
+
 ZERO = Decimal(0)
 MS_PER_DAY = 86_400_000
 GLOBAL_SCOPE = "global"
 STRATEGY_SCOPE_PREFIX = "strategy:"
-
-
-class TradingState(StrEnum):
-    ACTIVE = "ACTIVE"  # entries and exits
-    REDUCING = "REDUCING"  # exits only
-    HALTED = "HALTED"  # exits only, until an operator clears it
 
 
 class Guard(StrEnum):

@@ -103,6 +103,14 @@ class AlgoStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class TradingState(StrEnum):
+    """What the risk manager allows for a scope (global, or one strategy)."""
+
+    ACTIVE = "ACTIVE"  # entries and exits
+    REDUCING = "REDUCING"  # exits only
+    HALTED = "HALTED"  # exits only, until an operator clears it
+
+
 class SignalSide(StrEnum):
     """What a strategy wants: be long, be short, or be flat (exit)."""
 

@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("is_algo", sa.Boolean(), nullable=False),
         sa.Column("order_id", sa.BigInteger(), nullable=True),
         sa.Column("strategy", sa.String(64), nullable=False),
+        sa.Column("purpose", sa.String(64), nullable=False),
         sa.Column("signal_time", sa.BigInteger(), nullable=False),
         sa.Column("intent_state", _enum(), nullable=False),
         sa.Column("reject_code", sa.Integer(), nullable=True),

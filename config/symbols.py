@@ -27,17 +27,10 @@ from config.settings import (
     problems_from_validation_error,
     show_value,
 )
-from utils.domain import MarginType
+from utils.domain import MarginType, SizingMode
 
 _SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{2,30}")
 _STRATEGY_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-class SizingMode(StrEnum):
-    """How a strategy's entry size is chosen."""
-
-    FIXED_NOTIONAL = "fixed_notional"  # value = the position's notional in USDT
-    EQUITY_FRACTION = "equity_fraction"  # margin = equity x value (0 < value <= 1); notional = margin x leverage
 
 
 class EntryOrderType(StrEnum):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 
 from executor.ids import algo_client_id, client_order_id
 from utils.domain import (
@@ -24,15 +23,11 @@ from utils.domain import (
     Side,
     Signal,
     SignalSide,
+    SizingMode,
     TimeInForce,
     WorkingType,
 )
 from utils.filters import SymbolFilters
-
-
-class SizingMode(StrEnum):
-    FIXED_NOTIONAL = "fixed_notional"  # the position's notional in USDT
-    EQUITY_FRACTION = "equity_fraction"  # margin = equity x value; notional = margin x leverage
 
 
 @dataclass(frozen=True, slots=True)

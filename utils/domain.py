@@ -111,6 +111,13 @@ class TradingState(StrEnum):
     HALTED = "HALTED"  # exits only, until an operator clears it
 
 
+class SizingMode(StrEnum):
+    """How a strategy's entry size is chosen."""
+
+    FIXED_NOTIONAL = "fixed_notional"  # value = the position's notional in USDT
+    EQUITY_FRACTION = "equity_fraction"  # margin = equity x value (0 < value <= 1); notional = margin x leverage
+
+
 class SignalSide(StrEnum):
     """What a strategy wants: be long, be short, or be flat (exit)."""
 

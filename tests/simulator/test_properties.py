@@ -1,0 +1,276 @@
+"""Properties over random sequences of orders and real candles: the books balance exactly, positions are the sum
+of their fills, and nothing fills at a price its candle did not trade."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, \
+    run_state_machine_as_test
+
+from simulator.account import parse_leverage_brackets, to_wallet
+from simulator.engine import SimConfig, SimExchange
+from simulator.matching import candle_path, first_reach, price_at, resting_fill_price, taker_price
+from utils.clock import SimulatedClock
+from utils.domain import Candle, MarginType, MarkPrice, OrderType, PositionSide, Side, TimeInForce, WorkingType
+from utils.errors import BinanceError
+
+pytestmark = pytest.mark.shared_data
+
+SYMBOLS = ("BTCUSDT", "LTCUSDT")
+STEP = {"BTCUSDT": D("0.001"), "LTCUSDT": D("0.001")}
+TICK = {"BTCUSDT": D("0.1"), "LTCUSDT": D("0.01")}
+UNIT = {"BTCUSDT": D("0.005"), "LTCUSDT": D("1.5")}  # a typical order, ~140 USDT
+BRACKETS = parse_leverage_brackets([{"symbol": "BTCUSDT", "brackets": [
+    {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0, "maintMarginRatio": 0.004,
+     "cum": 0},
+    {"bracket": 2, "initialLeverage": 100, "notionalCap": 250000, "notionalFloor": 50000,
+     "maintMarginRatio": 0.005, "cum": 50}]}])
+PROPERTY_SETTINGS = settings(max_examples=40, stateful_step_count=35, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+class Reference:
+    """An independent average-cost book of one position, fed the engine's fills."""
+
+    def __init__(self) -> None:
+        self.amount = D(0)
+        self.entry = D(0)
+
+    def apply(self, signed: D, price: D) -> D:
+        amount = self.amount
+        if amount == 0 or (amount > 0) == (signed > 0):
+            size, quantity = abs(amount), abs(signed)
+            self.entry = (size * self.entry + quantity * price) / (size + quantity)
+            self.amount = amount + signed
+            return D(0)
+        closed = min(abs(signed), abs(amount))
+        realized = to_wallet((price - self.entry) * closed if amount > 0 else (self.entry - price) * closed)
+        self.amount = amount + signed
+        if self.amount == 0:
+            self.entry = D(0)
+        elif (self.amount > 0) != (amount > 0):
+            self.entry = price
+        return realized
+
+
+def make_machine(candles: dict[str, list[Candle]]):
+    class ExchangeMachine(RuleBasedStateMachine):
+        @initialize(start=st.integers(0, 9000), balance=st.sampled_from([D("150"), D("2000"), D("100000")]),
+                    hedge=st.booleans(), isolated=st.sampled_from([(), ("BTCUSDT",), ("LTCUSDT",)]),
+                    leverage=st.integers(1, 125), fraction=st.sampled_from([D("0.00005"), D("0.1")]),
+                    touch=st.booleans(), interval=st.sampled_from([1, 4, 8]))
+        def setup(self, start, balance, hedge, isolated, leverage, fraction, touch, interval):
+            from simulator.exchange_info import load_symbol_filters
+
+            filters = load_symbol_filters()
+            self.clock = SimulatedClock(0)
+            config = SimConfig(max_volume_fraction=fraction, fill_on_touch=touch, leverage_brackets=BRACKETS,
+                               funding_interval_hours={s: interval for s in SYMBOLS},
+                               default_funding_rate=D("0.0003"))
+            self.ex = SimExchange({s: filters[s] for s in SYMBOLS}, clock=self.clock, config=config,
+                                  initial_balance=balance)
+            self.events: list[dict] = []
+            self.ex.add_listener(self.events.append)
+            self.deposits = balance
+            self.hedge = hedge
+            if hedge:
+                self.ex.set_position_mode(True)
+            for symbol in isolated:
+                self.ex.set_margin_type(symbol, MarginType.ISOLATED)
+            self.ex.set_leverage("BTCUSDT", leverage)
+            self.ex.set_leverage("LTCUSDT", min(leverage, 20))
+            self.index = {s: start for s in SYMBOLS}
+            self.last: dict[str, Candle] = {}
+            self.seen_trades = 0
+            self.books: dict[tuple[str, PositionSide], Reference] = {}
+            for symbol in SYMBOLS:
+                self.feed(symbol, 1)
+
+        # ------------------------------------------------------------------------------------- helpers
+        def feed(self, symbol: str, skip: int) -> None:
+            self.index[symbol] += skip
+            candle = candles[symbol][self.index[symbol]]
+            self.clock.set(max(self.clock.now_ms(), candle.close_time))
+            self.ex.on_candle(candle)
+            self.last[symbol] = candle
+            self.check_new_fills(symbol)
+
+        def check_new_fills(self, where: str | None) -> None:
+            """Every fill since the last check traded inside its candle: the one just fed for ``where``, else the
+            symbol's last candle (immediate executions). Fills also feed the reference books."""
+            fills = sorted((f for s in SYMBOLS for f in self.ex.user_trades(s, limit=1000)
+                            if f.trade_id > self.seen_trades), key=lambda f: f.trade_id)
+            for fill in fills:
+                candle = self.last[fill.symbol]
+                assert candle.low <= fill.price <= candle.high, (fill, candle)
+                assert fill.price % TICK[fill.symbol] == 0
+                book = self.books.setdefault((fill.symbol, fill.position_side), Reference())
+                realized = book.apply(fill.quantity if fill.side is Side.BUY else -fill.quantity, fill.price)
+                assert fill.realized_pnl == realized, fill
+                assert fill.trade_id == self.seen_trades + 1
+                self.seen_trades = fill.trade_id
+                event("fill " + ("liquidation" if fill.client_order_id.startswith("autoclose") else
+                                 "maker" if fill.maker else "taker"))
+
+        def position_side(self, side: Side, closing: bool) -> PositionSide:
+            if not self.hedge:
+                return PositionSide.BOTH
+            long_side = (side is Side.BUY) != closing
+            return PositionSide.LONG if long_side else PositionSide.SHORT
+
+        def quantity(self, symbol: str, size: int) -> D:
+            return max(STEP[symbol], (UNIT[symbol] * size / 4).quantize(STEP[symbol]))
+
+        def attempt(self, call, **kwargs) -> None:
+            try:
+                call(**kwargs)
+            except BinanceError as error:
+                event(f"rejected {error.code}")  # a valid request the exchange may refuse (margin, reduce-only, filters...)
+            self.check_new_fills(None)
+
+        # --------------------------------------------------------------------------------------- rules
+        @rule(symbol=st.sampled_from(SYMBOLS), skip=st.integers(1, 90))
+        def candle(self, symbol, skip):
+            if self.index[symbol] + skip < len(candles[symbol]):
+                self.feed(symbol, skip)
+
+        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 12),
+              closing=st.booleans())
+        def market(self, symbol, side, size, closing):
+            self.attempt(self.ex.new_order, symbol=symbol, side=side, order_type=OrderType.MARKET,
+                         quantity=self.quantity(symbol, size), position_side=self.position_side(side, closing),
+                         reduce_only=closing and not self.hedge)
+
+        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 12),
+              ticks=st.integers(-60, 60), tif=st.sampled_from([TimeInForce.GTC, TimeInForce.IOC,
+                                                                TimeInForce.FOK, TimeInForce.GTX]),
+              closing=st.booleans())
+        def limit(self, symbol, side, size, ticks, tif, closing):
+            price = self.last[symbol].close + ticks * TICK[symbol] * (10 if symbol == "BTCUSDT" else 1)
+            self.attempt(self.ex.new_order, symbol=symbol, side=side, order_type=OrderType.LIMIT,
+                         quantity=self.quantity(symbol, size), price=price, time_in_force=tif,
+                         position_side=self.position_side(side, closing), reduce_only=closing and not self.hedge)
+
+        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 8),
+              kind=st.sampled_from([OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET, OrderType.STOP]),
+              ticks=st.integers(1, 60), close=st.booleans(), mark=st.booleans())
+        def conditional(self, symbol, side, size, kind, ticks, close, mark):
+            rising = (kind is OrderType.STOP_MARKET or kind is OrderType.STOP) == (side is Side.BUY)
+            tick = TICK[symbol] * (10 if symbol == "BTCUSDT" else 1)
+            trigger = self.last[symbol].close + (ticks if rising else -ticks) * tick
+            close = close and kind is not OrderType.STOP
+            self.attempt(self.ex.new_algo_order, symbol=symbol, side=side, order_type=kind, trigger_price=trigger,
+                         quantity=None if close else self.quantity(symbol, size),
+                         price=trigger if kind is OrderType.STOP else None, close_position=close,
+                         working_type=WorkingType.MARK_PRICE if mark else WorkingType.CONTRACT_PRICE,
+                         position_side=self.position_side(side, close))
+
+        @rule(pick=st.integers(0, 50))
+        def cancel(self, pick):
+            orders = self.ex.open_orders()
+            if orders:
+                order = orders[pick % len(orders)]
+                self.ex.cancel_order(order.symbol, order_id=order.order_id)
+
+        @rule(pick=st.integers(0, 50))
+        def cancel_conditional(self, pick):
+            algos = [a for a in self.ex.open_algo_orders() if a.status.value == "NEW"]
+            if algos:
+                self.ex.cancel_algo_order(algo_id=algos[pick % len(algos)].algo_id)
+
+        @rule(amount=st.sampled_from([D("1"), D("25.5"), D("1000")]))
+        def deposit(self, amount):
+            self.ex.deposit(amount)
+            self.deposits += amount
+
+        @precondition(lambda self: True)
+        @rule(symbol=st.sampled_from(SYMBOLS), bps=st.integers(-300, 300))
+        def mark_price(self, symbol, bps):
+            """A mark-price feed (switches the symbol's mark, MARK_PRICE triggers and liquidation to it)."""
+            mark = (self.last[symbol].close * (1 + D(bps) / 10_000)).quantize(D("0.00000001"))
+            self.ex.on_mark_price(MarkPrice(symbol, self.clock.now_ms(), mark, mark, D("0.0001"), 0))
+            self.check_new_fills(None)
+
+        # ---------------------------------------------------------------------------------- invariants
+        @invariant()
+        def books_balance(self):
+            account = self.ex.account()
+            fills = [f for s in SYMBOLS for f in self.ex.user_trades(s, limit=1000)]
+            realized = sum((f.realized_pnl for f in fills), D(0))
+            fees = sum((f.commission for f in fills), D(0))
+            funding = sum((D(e["a"]["B"][0]["bc"]) for e in self.events
+                           if e["e"] == "ACCOUNT_UPDATE" and e["a"]["m"] == "FUNDING_FEE"), D(0))
+            assert (account.realized_pnl, account.fees_paid, account.funding_total) == (realized, fees, funding)
+            assert account.deposits == self.deposits
+            assert account.wallet_balance == self.deposits + realized - fees + funding
+
+        @invariant()
+        def equity_is_wallet_plus_unrealized_at_mark(self):
+            unrealized = D(0)
+            for (symbol, position_side), book in self.books.items():
+                unrealized += book.amount * (self.ex.mark_price(symbol) - book.entry)
+            account = self.ex.account()
+            assert account.unrealized_pnl == unrealized
+            assert account.equity == account.wallet_balance + unrealized
+
+        @invariant()
+        def positions_are_the_sum_of_their_fills(self):
+            engine = {(p.symbol, p.position_side): (p.amount, p.entry_price) for p in self.ex.positions()}
+            model = {key: (book.amount, book.entry) for key, book in self.books.items() if book.amount}
+            assert engine == model
+            for symbol in SYMBOLS:
+                signed = {}
+                for fill in self.ex.user_trades(symbol, limit=1000):
+                    key = (symbol, fill.position_side)
+                    signed[key] = signed.get(key, D(0)) + (fill.quantity if fill.side is Side.BUY else -fill.quantity)
+                assert {k: v for k, v in signed.items() if v} == {k: v[0] for k, v in engine.items() if k[0] == symbol}
+
+        @invariant()
+        def every_fill_was_announced(self):
+            announced = [(u["o"]["t"], D(u["o"]["L"]), D(u["o"]["l"])) for u in self.events
+                         if u["e"] == "ORDER_TRADE_UPDATE" and u["o"]["x"] in ("TRADE", "CALCULATED")]
+            fills = sorted(((f.trade_id, f.price, f.quantity) for s in SYMBOLS
+                            for f in self.ex.user_trades(s, limit=1000)))
+            assert announced == fills
+
+    return ExchangeMachine
+
+
+def test_random_orders_and_candles_keep_the_books(week_candles):
+    run_state_machine_as_test(make_machine(week_candles), settings=PROPERTY_SETTINGS)
+
+
+prices = st.integers(1, 100_000).map(lambda n: D(n) / 10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=prices, b=prices, level=prices, falling=st.booleans(), bullish=st.booleans())
+def test_path_reaches_levels_in_order(a, b, level, falling, bullish):
+    low, high = min(a, b), max(a, b)
+    candle = Candle("X", 0, 59_999, low if bullish else high, high, low, high if bullish else low, D(1))
+    path = candle_path(candle)
+    key = first_reach(path, level, falling)
+    assert (key is not None) == (low <= level if falling else high >= level)
+    if key is not None:
+        reached = price_at(path, key)
+        assert low <= reached <= high
+        assert reached == level or key == (0, D(0))
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=prices, b=prices, reference=prices, limit=prices, bps=st.integers(0, 500), buying=st.booleans())
+def test_execution_prices_stay_in_the_candle_and_on_the_tick(a, b, reference, limit, bps, buying):
+    low, high = min(a, b), max(a, b)
+    price = taker_price(reference, buying, D(bps) / 10_000, D("0.1"), low, high)
+    assert low <= price <= high and price % D("0.1") == 0
+    resting = resting_fill_price(limit, buying, low, high)
+    if low <= limit <= high:
+        assert resting == limit
+    elif buying:
+        assert resting == (high if limit > high else limit)
+    else:
+        assert resting == (low if limit < low else limit)

@@ -3,9 +3,10 @@
 Pure and synchronous: it is given the facts (position, owner, prices, equity) and returns a plan. Risk guards
 run separately (executor/risk.py); this module only decides *what* orders a signal means.
 
-Ownership: one strategy owns a symbol's position (per position side in HEDGE mode) from the entry that opens
-it until it is flat again. Another strategy's signal on an owned position is refused; this keeps every
-position attributable to exactly one strategy, for its PnL, its loss limit and its exits.
+Ownership: one strategy owns a symbol's position (per position side in HEDGE mode) from the moment it plans the
+entry that opens it (a reservation, so two strategies signalling in the same minute cannot both enter) until it
+is flat again. Another strategy's signal on an owned position is refused; this keeps every position
+attributable to exactly one strategy, for its PnL, its loss limit and its exits.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ class Holding:
     """The exchange position on one (symbol, position side) and which strategy owns it."""
 
     amount: Decimal = ZERO  # signed
-    owner: str | None = None
+    owner: str | None = None  # with amount 0: reserved by a strategy whose entry is on its way
+
+    def owned_by_other(self, strategy: str) -> bool:
+        return (self.amount != 0 or self.owner is not None) and self.owner != strategy
 
 
 @dataclass(slots=True)
@@ -127,7 +131,7 @@ def plan_signal(
     plan = Plan()
     if position_mode is PositionMode.ONEWAY:
         holding = holdings.get(PositionSide.BOTH, Holding())
-        if holding.amount != 0 and holding.owner != signal.strategy:
+        if holding.owned_by_other(signal.strategy):
             plan.refused = f"{signal.symbol} position is owned by {holding.owner or 'an unknown source'}"
             return plan
         current = holding.amount
@@ -148,7 +152,7 @@ def plan_signal(
         for holding in to_close[signal.side]:
             if holding.amount == 0:
                 continue
-            if holding.owner != signal.strategy:
+            if holding.owned_by_other(signal.strategy):
                 plan.refused = f"{signal.symbol} position is owned by {holding.owner or 'an unknown source'}"
                 continue
             side = PositionSide.LONG if holding.amount > 0 else PositionSide.SHORT
@@ -157,9 +161,10 @@ def plan_signal(
         if signal.side is SignalSide.FLAT:
             return plan
         target = long_h if signal.side is SignalSide.LONG else short_h
+        if target.owned_by_other(signal.strategy):
+            plan.refused = f"{signal.symbol} position is owned by {target.owner or 'an unknown source'}"
+            return plan
         if target.amount != 0:
-            if target.owner != signal.strategy:
-                plan.refused = f"{signal.symbol} position is owned by {target.owner or 'an unknown source'}"
             return plan
         wanted = Side.BUY if signal.side is SignalSide.LONG else Side.SELL
         position_side = PositionSide.LONG if signal.side is SignalSide.LONG else PositionSide.SHORT

@@ -59,6 +59,13 @@ class TrackedOrder:
     status: OrderStatus | None = None
     create_time: int = 0
     is_algo: bool = False
+    executed: Decimal = ZERO  # what the exchange says has filled
+    applied: Decimal = ZERO  # what our books have taken in from fill events
+
+    @property
+    def unsettled(self) -> bool:
+        """Still working, or filled on the exchange before its fills reached our books."""
+        return self.is_open or self.executed > self.applied
 
     @property
     def is_open(self) -> bool:
@@ -139,6 +146,7 @@ class Executor:
         self.exchange_positions: dict[tuple[str, PositionSide], Decimal] = {}
         self.round_trips: dict[tuple[str, PositionSide], RoundTrip] = {}
         self.orders: dict[str, TrackedOrder] = {}
+        self.planned: dict[str, OrderIntent] = {}  # published on order.request, not yet handled
         self.last_price: dict[str, Decimal] = {}
         self.mark_price: dict[str, Decimal] = {}
         self.wallet_balance = ZERO
@@ -201,6 +209,11 @@ class Executor:
                                                             "side": signal.side.value, "reason": plan.refused})
         for intent in plan.intents:
             self.stats.intents += 1
+            if intent.purpose == "entry":
+                key = (intent.symbol, intent.position_side)
+                if self.holdings.get(key, Holding()).amount == 0:
+                    self.holdings[key] = Holding(ZERO, intent.strategy)  # reserved until the entry resolves
+            self.planned[intent.client_order_id] = intent
             await self.bus.publish("order.request", intent)
 
     # =============================================================================================== orders
@@ -215,7 +228,31 @@ class Executor:
         self._persist_risk_changes()
         return decision
 
+    def _has_pending_entry(self, key: tuple[str, PositionSide], strategy: str) -> bool:
+        def pending(intent: OrderIntent) -> bool:
+            return (intent.purpose == "entry" and intent.strategy == strategy
+                    and (intent.symbol, intent.position_side) == key)
+
+        return (any(pending(intent) for intent in self.planned.values())
+                or any(pending(t.intent) and t.unsettled for t in self.orders.values()))
+
+    def _release_if_idle(self, symbol: str, position_side: PositionSide) -> None:
+        """Drop a reservation whose entry came to nothing (refused, rejected, cancelled or expired unfilled)."""
+        key = (symbol, position_side)
+        holding = self.holdings.get(key)
+        if holding is not None and holding.amount == 0 and (
+                holding.owner is None or not self._has_pending_entry(key, holding.owner)):
+            del self.holdings[key]
+
     async def on_order_request(self, intent: OrderIntent) -> None:
+        self.planned.pop(intent.client_order_id, None)
+        try:
+            await self._handle_order_request(intent)
+        finally:
+            if intent.purpose == "entry":
+                self._release_if_idle(intent.symbol, intent.position_side)
+
+    async def _handle_order_request(self, intent: OrderIntent) -> None:
         if intent.client_order_id in self.orders or self.repository.get_order(intent.client_order_id) is not None:
             self.stats.duplicates_skipped += 1
             log.info("order already stored; not sent again", extra={"client_order_id": intent.client_order_id})
@@ -228,6 +265,12 @@ class Executor:
             log.warning("order refused by risk guard", extra={
                 "client_order_id": intent.client_order_id, "strategy": intent.strategy, "symbol": intent.symbol,
                 "guard": decision.guard, "reason": decision.reason})
+            return
+        owner = self.holdings.get((intent.symbol, intent.position_side), Holding()).owner
+        if intent.purpose == "entry" and owner not in (None, intent.strategy):
+            self.stats.refused_by_planner += 1
+            log.info("entry refused: position owned by another strategy", extra={
+                "client_order_id": intent.client_order_id, "owner": owner})
             return
         filters = self.filters[intent.symbol]
         if not intent.order_type.is_conditional:
@@ -329,6 +372,9 @@ class Executor:
         tracked = self.orders.get(order.client_order_id)
         if tracked is not None and _status_rank(order.status) >= _status_rank(tracked.status):
             tracked.status = order.status
+            tracked.executed = max(tracked.executed, order.executed_quantity)
+            if not order.status.is_open and order.executed_quantity == 0:
+                self._release_if_idle(order.symbol, order.position_side)
 
     def _apply_algo_status(self, client_algo_id: str, status: AlgoStatus, algo_id: int) -> None:
         tracked = self.orders.get(client_algo_id)
@@ -402,6 +448,9 @@ class Executor:
 
     async def _apply_fill(self, fill: Fill) -> None:
         key = (fill.symbol, fill.position_side)
+        tracked = self.orders.get(fill.client_order_id)
+        if tracked is not None:
+            tracked.applied += fill.quantity
         holding = self.holdings.get(key, Holding())
         strategy = holding.owner if holding.amount != 0 else self._strategy_of(fill.client_order_id)
         amount = holding.amount + fill.side.sign * fill.quantity
@@ -417,6 +466,10 @@ class Executor:
         trip.commission += fill.commission
         self.holdings[key] = Holding(amount, strategy if amount != 0 else None)
         if amount == 0:
+            if strategy and self._has_pending_entry(key, strategy):
+                self.holdings[key] = Holding(ZERO, strategy)  # a reversal: its entry is on the way
+            else:
+                del self.holdings[key]
             self.stats.closed_trades += 1
             del self.round_trips[key]
             if trip.strategy:

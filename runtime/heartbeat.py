@@ -98,11 +98,16 @@ def render_status(document: Mapping[str, Any] | None, now_ms: int, path: Path) -
     age_sec = (now_ms - int(document.get("time_ms", 0))) / 1000
     interval = float(document.get("interval_sec", 5))
     stale = age_sec > 3 * interval
-    header = [
-        f"Heartbeat {path} (pid {document.get('pid')}), written {age_sec:.1f} s ago",
-        ("STALE: older than 3 x the " f"{interval:g} s interval; the bot is probably not running."
-         if stale else "FRESH: the bot is running."),
-    ]
+    process = document.get("process")
+    stopped = isinstance(process, Mapping) and process.get("state") == "stopped"
+    if stopped:
+        verdict = "STOPPED: the bot wrote this as it shut down cleanly; it is not running."
+    elif stale:
+        verdict = (f"STALE: older than 3 x the {interval:g} s interval; the bot is probably not running "
+                   "(or is stuck).")
+    else:
+        verdict = "FRESH: the bot is running."
+    header = [f"Heartbeat {path} (pid {document.get('pid')}), written {age_sec:.1f} s ago", verdict]
     lines: list[str] = []
     for key, value in document.items():
         if key in ("pid", "time_ms", "interval_sec"):

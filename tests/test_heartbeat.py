@@ -35,3 +35,8 @@ def test_render_status_fresh_stale_missing(tmp_path) -> None:
     stale = render_status(document, 116_000, tmp_path / "hb.json")
     assert "STALE" in stale
     assert "No heartbeat" in render_status(None, 0, tmp_path / "hb.json")
+
+
+def test_render_status_says_when_the_bot_stopped_cleanly(tmp_path) -> None:
+    document = {"pid": 1, "time_ms": 100_000, "interval_sec": 5, "process": {"state": "stopped"}}
+    assert "STOPPED" in render_status(document, 101_000, tmp_path / "hb.json")

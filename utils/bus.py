@@ -36,14 +36,14 @@ class Event:
 
 
 class Subscription:
-    """One consumer's bounded queue on the channels matching ``pattern``."""
+    """One consumer's bounded queue on the channels matching any of its patterns, in publish order."""
 
-    __slots__ = ("name", "pattern", "_queue", "delivered", "dropped", "_bus", "closed", "_in_hand")
+    __slots__ = ("name", "patterns", "_queue", "delivered", "dropped", "_bus", "closed", "_in_hand")
 
-    def __init__(self, bus: EventBus, name: str, pattern: str, maxsize: int) -> None:
+    def __init__(self, bus: EventBus, name: str, patterns: tuple[str, ...], maxsize: int) -> None:
         self._bus = bus
         self.name = name
-        self.pattern = pattern
+        self.patterns = patterns
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
         self.delivered = 0
         self.dropped = 0
@@ -58,8 +58,12 @@ class Subscription:
     def maxsize(self) -> int:
         return self._queue.maxsize
 
+    @property
+    def pattern(self) -> str:
+        return ",".join(self.patterns)
+
     def matches(self, channel: str) -> bool:
-        return fnmatch.fnmatchcase(channel, self.pattern)
+        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.patterns)
 
     async def get(self) -> Event:
         """Next event. Taking it acknowledges the previous one (see :meth:`ack`)."""
@@ -114,8 +118,11 @@ class EventBus:
         self.published: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------ subscribing
-    def subscribe(self, pattern: str, *, name: str | None = None, maxsize: int | None = None) -> Subscription:
-        subscription = Subscription(self, name or pattern, pattern, maxsize or self._default_maxsize)
+    def subscribe(self, pattern: str | tuple[str, ...], *, name: str | None = None,
+                  maxsize: int | None = None) -> Subscription:
+        """One queue for every channel matching ``pattern`` (or any of several): their events stay in order."""
+        patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
+        subscription = Subscription(self, name or ",".join(patterns), patterns, maxsize or self._default_maxsize)
         self._subscriptions.append(subscription)
         self._routes.clear()
         return subscription

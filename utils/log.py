@@ -229,7 +229,7 @@ def setup_logging(
     console_format: Literal["json", "text"] = "json",
     max_bytes: int = DEFAULT_MAX_BYTES,
     backup_count: int = DEFAULT_BACKUP_COUNT,
-    quiet_loggers: Iterable[str] = ("asyncio", "aiohttp.access", "sqlalchemy.engine"),
+    quiet_loggers: Iterable[str] = ("asyncio", "aiohttp.access", "sqlalchemy.engine", "alembic"),
 ) -> Path | None:
     """Install the console (stderr) handler and ``<log_dir>/trader.log`` (rotating by size) on the root logger.
 

@@ -138,3 +138,13 @@ def test_client_order_id_always_matches_binance_rule(strategy, symbol, time, pur
     assert CLIENT_ORDER_ID_PATTERN.match(cid)
     assert cid == client_order_id(strategy, symbol, time, purpose, attempt)
     assert cid != client_order_id(strategy + "x", symbol, time, purpose, attempt)
+
+
+def test_a_reserved_position_belongs_to_its_strategy() -> None:
+    reserved = {PositionSide.BOTH: Holding(D("0"), "donchian_breakout")}
+    result = plan(SignalSide.SHORT, reserved)
+    assert result.empty and "owned by donchian_breakout" in result.refused
+    assert plan(SignalSide.SHORT, reserved, strategy="donchian_breakout").intents
+    hedge = {PositionSide.LONG: Holding(D("0"), "donchian_breakout")}
+    assert "owned by" in plan(SignalSide.LONG, hedge, mode=PositionMode.HEDGE).refused
+    assert plan(SignalSide.SHORT, hedge, mode=PositionMode.HEDGE).intents  # the other side is free

@@ -3,7 +3,7 @@ of their fills, and nothing fills at a price its candle did not trade."""
 
 from __future__ import annotations
 
-from decimal import Decimal as D
+from decimal import ROUND_DOWN, Decimal as D
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -23,13 +23,12 @@ pytestmark = pytest.mark.shared_data
 SYMBOLS = ("BTCUSDT", "LTCUSDT")
 STEP = {"BTCUSDT": D("0.001"), "LTCUSDT": D("0.001")}
 TICK = {"BTCUSDT": D("0.1"), "LTCUSDT": D("0.01")}
-UNIT = {"BTCUSDT": D("0.005"), "LTCUSDT": D("1.5")}  # a typical order, ~140 USDT
 BRACKETS = parse_leverage_brackets([{"symbol": "BTCUSDT", "brackets": [
     {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0, "maintMarginRatio": 0.004,
      "cum": 0},
     {"bracket": 2, "initialLeverage": 100, "notionalCap": 250000, "notionalFloor": 50000,
      "maintMarginRatio": 0.005, "cum": 50}]}])
-PROPERTY_SETTINGS = settings(max_examples=40, stateful_step_count=35, deadline=None,
+PROPERTY_SETTINGS = settings(max_examples=150, stateful_step_count=50, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -61,7 +60,7 @@ def make_machine(candles: dict[str, list[Candle]]):
     class ExchangeMachine(RuleBasedStateMachine):
         @initialize(start=st.integers(0, 9000), balance=st.sampled_from([D("150"), D("2000"), D("100000")]),
                     hedge=st.booleans(), isolated=st.sampled_from([(), ("BTCUSDT",), ("LTCUSDT",)]),
-                    leverage=st.integers(1, 125), fraction=st.sampled_from([D("0.00005"), D("0.1")]),
+                    leverage=st.sampled_from([1, 3, 20, 50, 125]), fraction=st.sampled_from([D("0.00005"), D("0.1")]),
                     touch=st.booleans(), interval=st.sampled_from([1, 4, 8]))
         def setup(self, start, balance, hedge, isolated, leverage, fraction, touch, interval):
             from simulator.exchange_info import load_symbol_filters
@@ -87,8 +86,7 @@ def make_machine(candles: dict[str, list[Candle]]):
             self.last: dict[str, Candle] = {}
             self.seen_trades = 0
             self.books: dict[tuple[str, PositionSide], Reference] = {}
-            for symbol in SYMBOLS:
-                self.feed(symbol, 1)
+            self.candles(1)
 
         # ------------------------------------------------------------------------------------- helpers
         def feed(self, symbol: str, skip: int) -> None:
@@ -123,7 +121,10 @@ def make_machine(candles: dict[str, list[Candle]]):
             return PositionSide.LONG if long_side else PositionSide.SHORT
 
         def quantity(self, symbol: str, size: int) -> D:
-            return max(STEP[symbol], (UNIT[symbol] * size / 4).quantize(STEP[symbol]))
+            """``size`` tenths of what the account's equity could carry at this symbol's leverage."""
+            buying_power = max(self.ex.account().equity, D(50)) * self.ex.leverage(symbol)
+            return max(STEP[symbol], (buying_power * size / 10 / self.last[symbol].close).quantize(
+                STEP[symbol], rounding=ROUND_DOWN))
 
         def attempt(self, call, **kwargs) -> None:
             try:
@@ -133,20 +134,22 @@ def make_machine(candles: dict[str, list[Candle]]):
             self.check_new_fills(None)
 
         # --------------------------------------------------------------------------------------- rules
-        @rule(symbol=st.sampled_from(SYMBOLS), skip=st.integers(1, 90))
-        def candle(self, symbol, skip):
-            if self.index[symbol] + skip < len(candles[symbol]):
-                self.feed(symbol, skip)
+        @rule(skip=st.integers(1, 3) | st.integers(4, 240))
+        def candles(self, skip):
+            """The next minute (or one up to four hours later) of both symbols; the files are aligned."""
+            if self.index[SYMBOLS[0]] + skip < len(candles[SYMBOLS[0]]):
+                for symbol in SYMBOLS:
+                    self.feed(symbol, skip)
 
-        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 12),
+        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 11),
               closing=st.booleans())
         def market(self, symbol, side, size, closing):
             self.attempt(self.ex.new_order, symbol=symbol, side=side, order_type=OrderType.MARKET,
                          quantity=self.quantity(symbol, size), position_side=self.position_side(side, closing),
                          reduce_only=closing and not self.hedge)
 
-        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 12),
-              ticks=st.integers(-60, 60), tif=st.sampled_from([TimeInForce.GTC, TimeInForce.IOC,
+        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 11),
+              ticks=st.integers(-30, 30), tif=st.sampled_from([TimeInForce.GTC, TimeInForce.IOC,
                                                                 TimeInForce.FOK, TimeInForce.GTX]),
               closing=st.booleans())
         def limit(self, symbol, side, size, ticks, tif, closing):
@@ -155,7 +158,7 @@ def make_machine(candles: dict[str, list[Candle]]):
                          quantity=self.quantity(symbol, size), price=price, time_in_force=tif,
                          position_side=self.position_side(side, closing), reduce_only=closing and not self.hedge)
 
-        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 8),
+        @rule(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(Side), size=st.integers(1, 11),
               kind=st.sampled_from([OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET, OrderType.STOP]),
               ticks=st.integers(1, 60), close=st.booleans(), mark=st.booleans())
         def conditional(self, symbol, side, size, kind, ticks, close, mark):

@@ -117,3 +117,15 @@ async def test_unsubscribe_stops_delivery() -> None:
     sub.close()
     assert await bus.publish("order.update", 1) == 0
     assert sub.closed
+
+
+async def test_one_subscription_on_several_patterns_keeps_publish_order() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(("market.kline", "signal.*"), name="executor")
+    await bus.publish("market.kline", 1)
+    await bus.publish("order.update", 2)
+    await bus.publish("signal.ema", 3)
+    await bus.publish("market.kline", 4)
+    assert [sub.get_nowait().payload for _ in range(3)] == [1, 3, 4]
+    assert sub.get_nowait() is None
+    assert bus.stats()["executor"]["pattern"] == "market.kline,signal.*"

@@ -1,0 +1,103 @@
+"""Replay market data: closed 1m candles of several symbols, merged in time order, at full speed or N x real time.
+
+Sources: data.binance.vision-format kline CSV files (one per symbol), or the project's synthetic generator when
+no file is given (and the source then says, in its description, that the data is synthetic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from marketdata.synthetic import MINUTE_MS, synthetic_candles
+from utils.domain import Candle
+from utils.klines_csv import read_klines_csv, symbol_from_filename
+
+#: Where the synthetic default run starts: 2023-04-20 00:00 UTC (a Thursday), chosen to resemble the shipped data.
+SYNTHETIC_START_MS = 1_681_948_800_000
+
+
+def merge_minutes(streams: Iterable[Iterable[Candle]]) -> Iterator[list[Candle]]:
+    """Candles of several symbols grouped by open time, groups in time order, symbols sorted within a group."""
+    merged = heapq.merge(*streams, key=lambda candle: (candle.open_time, candle.symbol))
+    for _, group in itertools.groupby(merged, key=lambda candle: candle.open_time):
+        yield list(group)
+
+
+@dataclass
+class ReplaySource:
+    """A time-ordered stream of candle groups (one group per minute) with its description."""
+
+    streams: dict[str, Iterable[Candle]]
+    description: str
+    synthetic: bool
+    speed: float = 0.0  # 0: as fast as possible; N: N x real time
+    candles_emitted: int = 0
+    last_open_time: int = 0
+    warmup: dict[str, list[Candle]] = field(default_factory=dict)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(sorted(self.streams))
+
+    def take_warmup(self, counts: dict[str, int]) -> dict[str, list[Candle]]:
+        """Take the first ``counts[symbol]`` candles of each stream for strategy warm-up (they are not traded)."""
+        for symbol, count in counts.items():
+            iterator = iter(self.streams[symbol])
+            taken = list(itertools.islice(iterator, count))
+            self.warmup[symbol] = taken
+            self.streams[symbol] = iterator
+        return self.warmup
+
+    async def minutes(self) -> AsyncIterator[list[Candle]]:
+        previous_open: int | None = None
+        loop = asyncio.get_running_loop()
+        started_wall = loop.time()
+        started_data: int | None = None
+        for group in merge_minutes(self.streams.values()):
+            open_time = group[0].open_time
+            if self.speed > 0:
+                if started_data is None:
+                    started_data = open_time
+                due = started_wall + (open_time - started_data) / 1000 / self.speed
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            previous_open = open_time
+            self.candles_emitted += len(group)
+            self.last_open_time = previous_open
+            yield group
+
+
+def csv_source(paths: Sequence[Path], *, speed: float = 0.0, symbols: Sequence[str] | None = None) -> ReplaySource:
+    """One CSV per symbol (the symbol comes from the file name, e.g. ``BTCUSDT_usdm_1m_...csv``)."""
+    streams: dict[str, Iterable[Candle]] = {}
+    for path in paths:
+        symbol = symbol_from_filename(path)
+        if symbols is not None and symbol not in symbols:
+            continue
+        if symbol in streams:
+            raise ValueError(f"two data files for {symbol}: give one file per symbol ({path})")
+        streams[symbol] = read_klines_csv(path, symbol)
+    if not streams:
+        raise ValueError(f"none of the data files {', '.join(map(str, paths))} is for a configured symbol "
+                         f"({', '.join(symbols or [])})")
+    names = ", ".join(path.name for path in paths)
+    return ReplaySource(streams, f"recorded klines from {names}", synthetic=False, speed=speed)
+
+
+def synthetic_source(symbols: Sequence[str], *, days: float, warmup: int = 0, speed: float = 0.0,
+                     seed: int = 7) -> ReplaySource:
+    """Made-up candles for ``symbols``: ``warmup`` minutes before the start, then ``days`` of trading."""
+    count = int(days * 1440) + warmup
+    start = SYNTHETIC_START_MS - warmup * MINUTE_MS
+    streams: dict[str, Iterable[Candle]] = {
+        symbol: synthetic_candles(symbol, start_ms=start, count=count, seed=seed) for symbol in symbols
+    }
+    description = (f"SYNTHETIC data: a seeded random walk (seed {seed}) for {', '.join(symbols)}, {days:g} days; "
+                   "not real prices. Set SIM_DATA to replay recorded klines instead.")
+    return ReplaySource(streams, description, synthetic=True, speed=speed)

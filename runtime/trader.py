@@ -1,0 +1,472 @@
+"""The sim-mode shell: wires the replay feed, simulated exchange, strategies, executor, database and heartbeat.
+
+Per minute of data, in this order (so the run is deterministic and nothing sees the future):
+1. the clock moves to the candles' close; the simulated exchange matches resting orders against them
+   (orders placed after candle t can only fill on candles after t);
+2. the exchange's user-data events (fills of resting orders) go onto the bus;
+3. the candles (``market.kline``) and mark prices (``market.mark``) go onto the bus;
+4. the shell waits until every consumer is idle: strategies signal, the executor plans, checks, persists and
+   sends, the exchange answers, and those answers are processed too.
+A live shell differs only in steps 1-2 (the exchange is remote; its events come over the user-data stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from config.settings import AppConfig
+from database.repository import Repository
+from executor.gateway import SimGateway
+from executor.planner import ExecutionSettings
+from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
+from executor.service import Executor
+from marketdata.replay import ReplaySource, csv_source, synthetic_source
+from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
+from simulator.engine import SimConfig, SimExchange
+from simulator.exchange_info import load_symbol_filters
+from strategies.registry import load_strategy
+from strategies.runner import StrategyRunner
+from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate
+from utils.bus import Event, EventBus, Subscription
+from utils.clock import SimulatedClock
+from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, Signal
+from utils.filters import SymbolFilters
+
+log = logging.getLogger("runtime.trader")
+
+CANDLE_FLUSH_EVERY = 2_000
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the closing printout (and for tests)."""
+
+    data: str
+    minutes: int
+    candles: int
+    signals: int
+    orders_sent: int
+    fills: int
+    closed_trades: int
+    realized_pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    wallet_balance: Decimal
+    equity: Decimal
+    start_balance: Decimal
+    open_positions: list[dict[str, str]]
+    open_orders: int
+    trading_states: dict[str, str]
+    stopped_early: bool
+    disabled_strategies: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [
+            "Run summary",
+            f"  data            {self.data}",
+            f"  minutes         {self.minutes} ({self.candles} candles)",
+            f"  signals         {self.signals}",
+            f"  orders sent     {self.orders_sent}",
+            f"  fills           {self.fills}   closed trades: {self.closed_trades}",
+            f"  realized PnL    {self.realized_pnl:.4f} USDT",
+            f"  fees            {self.fees:.4f} USDT",
+            f"  funding         {self.funding:.4f} USDT",
+            f"  wallet balance  {self.wallet_balance:.4f} USDT (started with {self.start_balance})",
+            f"  equity          {self.equity:.4f} USDT",
+            f"  open orders     {self.open_orders}",
+        ]
+        if self.open_positions:
+            lines.append("  open positions")
+            for position in self.open_positions:
+                lines.append("    " + ", ".join(f"{k}={v}" for k, v in position.items()))
+        else:
+            lines.append("  open positions  none")
+        lines.append("  trading state   " + ", ".join(f"{k}: {v}" for k, v in self.trading_states.items()))
+        if self.disabled_strategies:
+            lines.append("  disabled        " + "; ".join(self.disabled_strategies))
+        if self.stopped_early:
+            lines.append("  (stopped before the end of the data)")
+        return "\n".join(lines)
+
+
+def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
+    result = []
+    for symbol in config.symbols:
+        for strategy in symbol.strategies:
+            result.append(ExecutionSettings(
+                strategy=strategy.name, symbol=symbol.symbol, sizing_mode=strategy.sizing.mode,
+                sizing_value=strategy.sizing.value, leverage=symbol.leverage,
+                entry_order_type=OrderType(strategy.entry_order_type.value),
+                limit_offset_bps=strategy.limit_offset_bps, stop_loss_pct=strategy.stop_loss_pct,
+                take_profit_pct=strategy.take_profit_pct,
+            ))
+    return result
+
+
+def risk_limits(config: AppConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
+    defaults = RiskLimits(**config.risk.defaults.model_dump())
+    overrides = {name: RiskLimits(**config.risk.limits_for(name).model_dump()) for name in config.risk.overrides}
+    return defaults, overrides
+
+
+def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, StateRecord]:
+    """Risk states stored by an earlier run (a halt survives a restart)."""
+    restored: dict[str, StateRecord] = {}
+    for scope in scopes:
+        stored = repository.get_risk_state(scope)
+        if stored is not None and isinstance(stored.details, dict):
+            try:
+                restored[scope] = StateRecord.from_dict(stored.details)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("stored risk state unreadable; starting it HALTED", extra={"scope": scope,
+                                                                                     "error": str(exc)})
+                restored[scope] = StateRecord.from_dict({"scope": scope, "state": "HALTED",
+                                                         "reason": f"stored state unreadable: {exc}",
+                                                         "guard": "operator", "since_ms": 0})
+    return restored
+
+
+class SimTrader:
+    """One sim-mode run: build, warm up, replay, shut down cleanly, summarise."""
+
+    def __init__(self, config: AppConfig, *, source: ReplaySource | None = None, days: float = 2.0,
+                 speed: float | None = None, sim_config: SimConfig | None = None,
+                 heartbeat_path: Path | None = None) -> None:
+        self.config = config
+        settings = config.settings
+        self.symbols = [symbol.symbol for symbol in config.symbols]
+        all_filters = load_symbol_filters()
+        missing = [s for s in self.symbols if s not in all_filters]
+        if missing:
+            raise ValueError(f"the simulator's exchangeInfo has no {', '.join(missing)} (it has "
+                             f"{', '.join(sorted(all_filters))})")
+        self.filters: dict[str, SymbolFilters] = {s: all_filters[s] for s in self.symbols}
+        self.clock = SimulatedClock(0)
+        self.bus = EventBus()  # a replay can wait for consumers, so no channel is lossy
+        self.repository = Repository.open(settings.db_url, self.clock)
+        self.start_balance = settings.sim_start_balance
+        self.exchange = SimExchange(self.filters, clock=self.clock, config=sim_config or SimConfig(),
+                                    initial_balance=self.start_balance)
+        self.gateway = SimGateway(self.exchange)
+        self.runner = StrategyRunner()
+        for symbol in config.symbols:
+            for strategy in symbol.strategies:
+                self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
+        defaults, overrides = risk_limits(config)
+        strategy_names = sorted(config.symbols_config.strategy_names())
+        scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in strategy_names]
+        self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, scopes))
+        self.position_mode = settings.position_mode
+        self.executor = Executor(
+            bus=self.bus, gateway=self.gateway, repository=self.repository, risk=self.risk, filters=self.filters,
+            settings=execution_settings(config), position_mode=self.position_mode, clock=self.clock,
+        )
+        speed = settings.sim_speed if speed is None else speed
+        if source is None:
+            if settings.sim_data:
+                source = csv_source(list(settings.sim_data), speed=speed, symbols=self.symbols)
+            else:
+                warmup = max(self.runner.warmup_candles(s) for s in self.symbols)
+                source = synthetic_source(self.symbols, days=days, warmup=warmup, speed=speed)
+        self.source = source
+        self.heartbeat = Heartbeat(heartbeat_path or settings.status_dir / HEARTBEAT_FILE,
+                                   settings.heartbeat_interval_sec)
+        self._pending_candles: list[Candle] = []
+        self._minutes = 0
+        self._last_message_wall: float | None = None
+        self._feed_state = "starting"
+        self._process_state = "running"
+        self._database_error: str | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._setup_heartbeat()
+
+    # ============================================================================================ set-up
+    def _configure_exchange(self) -> None:
+        hedge = self.position_mode is PositionMode.HEDGE
+        if self.exchange.dual_side_position != hedge:
+            self.exchange.set_position_mode(hedge)
+        for symbol in self.config.symbols:
+            self.exchange.set_leverage(symbol.symbol, symbol.leverage)
+            if self.exchange.margin_type(symbol.symbol) is not symbol.margin_type:
+                self.exchange.set_margin_type(symbol.symbol, symbol.margin_type)
+
+    async def _reconcile_at_start(self) -> None:
+        """Bring the database in line with the (fresh, in-process) simulated exchange.
+
+        The simulated exchange lives only as long as the process, so orders an earlier sim run left open are
+        gone; they are marked EXPIRED, and positions the exchange does not hold are stored as flat.
+        """
+        from executor.reconcile import reconcile
+
+        report = await reconcile(self.executor)
+        if report.problems:
+            log.warning("start-up reconciliation", extra={"problems": report.problems})
+
+    def _warm_up(self) -> None:
+        """Strategies get the candles they asked for: from the database first, then the feed's first candles."""
+        needed = {symbol: self.runner.warmup_candles(symbol) for symbol in self.symbols}
+        from_database: dict[str, list[Candle]] = {}
+        first = self.source.streams
+        peeked: dict[str, Candle] = {}
+        for symbol, count in needed.items():
+            iterator = iter(first[symbol])
+            head = next(iterator, None)
+            if head is None:
+                continue
+            peeked[symbol] = head
+            first[symbol] = _prepend(head, iterator)
+            stored = self.repository.load_candles(symbol, count, before_open_time=head.open_time)
+            contiguous = bool(stored) and stored[-1].open_time == head.open_time - 60_000 and len(stored) == count
+            if contiguous:
+                from_database[symbol] = stored
+        remaining = {symbol: count for symbol, count in needed.items() if symbol not in from_database}
+        from_feed = self.source.take_warmup(remaining)
+        for symbol in self.symbols:
+            candles = from_database.get(symbol) or from_feed.get(symbol, [])
+            for strategy in self.runner.strategies:
+                if strategy.symbol == symbol:
+                    self.runner.warm_up(strategy, candles)
+            if symbol in from_feed:
+                self._record_candles(from_feed[symbol])
+                for candle in from_feed[symbol]:
+                    self.clock.set(max(self.clock.now_ms(), candle.close_time))
+                    self.exchange.on_candle(candle)
+            log.info("strategies warmed up", extra={"symbol": symbol, "candles": len(candles),
+                                                    "source": "database" if symbol in from_database else "feed"})
+        self.gateway.take_user_events()  # nothing trades during warm-up; drop account noise, if any
+
+    # ============================================================================================ running
+    async def run(self) -> RunSummary:
+        stopped_early = False
+        self.clock.set(0)
+        consumers = [
+            (self.bus.subscribe(("market.kline", "market.mark"), name="strategies"), self._on_market_for_strategies),
+            (self.bus.subscribe(("market.*", "signal.*"), name="executor.signals"), self._on_market_for_executor),
+            (self.bus.subscribe(("order.request", "order.update", "algo.update", "account.update"),
+                                name="executor.orders"), self._on_order_channel),
+            (self.bus.subscribe("market.kline", name="recorder"), self._on_candle_for_recorder),
+        ]
+        self._tasks = [asyncio.create_task(self._consume(sub, handler), name=f"consume:{sub.name}")
+                       for sub, handler in consumers]
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        log.info("sim run starting", extra={"data": self.source.description, "symbols": self.symbols,
+                                             "position_mode": self.position_mode.value})
+        try:
+            self._warm_up()
+            self._configure_exchange()
+            await self._reconcile_at_start()
+            self._feed_state = "replaying"
+            async for group in self.source.minutes():
+                await self._process_minute(group)
+                if self._stopping.is_set():
+                    stopped_early = True
+                    break
+            self._feed_state = "finished"
+        except asyncio.CancelledError:
+            stopped_early = True
+            self._feed_state = "interrupted"
+        finally:
+            await self._shutdown()
+        return self.summary(stopped_early)
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current minute (Ctrl-C)."""
+        self._stopping.set()
+
+    async def _process_minute(self, group: list[Candle]) -> None:
+        self.clock.set(max(self.clock.now_ms(), max(candle.close_time for candle in group)))
+        for candle in group:
+            self.exchange.on_candle(candle)
+        await self._publish_user_events()
+        for candle in group:
+            await self.bus.publish("market.kline", candle)
+            await self.bus.publish("market.mark", MarkPrice(
+                symbol=candle.symbol, event_time=self.clock.now_ms(),
+                mark_price=self.exchange.mark_price(candle.symbol),
+                index_price=self.exchange.mark_price(candle.symbol),
+                funding_rate=self.exchange.funding_rate(candle.symbol),
+                next_funding_time=self.exchange.next_funding_time(candle.symbol)))
+        self._minutes += 1
+        self._last_message_wall = time.monotonic()
+        await self._quiesce()
+
+    async def _publish_user_events(self) -> int:
+        count = 0
+        for event in self.gateway.take_user_events():
+            if isinstance(event, OrderUpdate):
+                channel = "order.update"
+            elif isinstance(event, AlgoUpdate):
+                channel = "algo.update"
+            elif isinstance(event, AccountUpdate):
+                channel = "account.update"
+            else:
+                continue
+            await self.bus.publish(channel, event)
+            count += 1
+        return count
+
+    async def _quiesce(self) -> None:
+        """Wait until every consumer is idle and the exchange has no unpublished events."""
+        while True:
+            await self.bus.drain()
+            if await self._publish_user_events() == 0 and all(
+                    stats["depth"] == 0 for stats in self.bus.stats().values()):
+                await self.bus.drain()
+                if self.gateway.pending_events == 0:
+                    return
+
+    async def _consume(self, subscription: Subscription, handler: Any) -> None:
+        while True:
+            event = await subscription.get()
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer failed on an event; event skipped",
+                              extra={"consumer": subscription.name, "channel": event.channel})
+            finally:
+                subscription.ack()
+
+    # ------------------------------------------------------------------------------------------ consumers
+    async def _on_market_for_strategies(self, event: Event) -> None:
+        if event.channel == "market.kline":
+            signals = self.runner.on_candle(event.payload)
+        else:
+            signals = self.runner.on_mark_price(event.payload)
+        for signal in signals:
+            await self.bus.publish(f"signal.{signal.strategy}", signal)
+
+    async def _on_market_for_executor(self, event: Event) -> None:
+        payload = event.payload
+        if event.channel == "market.kline":
+            await self.executor.on_candle(payload)
+        elif event.channel == "market.mark":
+            await self.executor.on_mark_price(payload)
+        elif isinstance(payload, Signal):
+            await self.executor.on_signal(payload)
+
+    async def _on_order_channel(self, event: Event) -> None:
+        if event.channel == "order.request":
+            await self.executor.on_order_request(event.payload)
+        else:
+            await self.executor.on_user_event(event.payload)
+
+    async def _on_candle_for_recorder(self, event: Event) -> None:
+        self._pending_candles.append(event.payload)
+        if len(self._pending_candles) >= CANDLE_FLUSH_EVERY:
+            self._flush_candles()
+
+    def _record_candles(self, candles: list[Candle]) -> None:
+        try:
+            self.repository.record_candles(candles)
+            self._database_error = None
+        except Exception as exc:
+            self._database_error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def _flush_candles(self) -> None:
+        if self._pending_candles:
+            batch, self._pending_candles = self._pending_candles, []
+            self._record_candles(batch)
+
+    # ------------------------------------------------------------------------------------------ shutdown
+    async def _shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._quiesce(), timeout=30)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._flush_candles()
+        self._process_state = "stopped"
+        self.heartbeat.write()
+        log.info("sim run finished", extra={"minutes": self._minutes, "feed": self._feed_state})
+
+    def close(self) -> None:
+        self.repository.close()
+
+    # ------------------------------------------------------------------------------------------ heartbeat
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                self.heartbeat.write()
+            except Exception:
+                log.exception("heartbeat write failed")
+            await asyncio.sleep(self.heartbeat.interval_sec)
+
+    def _setup_heartbeat(self) -> None:
+        hb = self.heartbeat
+        hb.section("process", lambda: {"state": self._process_state})
+        hb.section("mode", lambda: {"mode": "sim", "position_mode": self.position_mode.value,
+                                    "data": self.source.description, "synthetic": self.source.synthetic})
+        hb.section("feed", self._feed_status)
+        hb.section("user_stream", lambda: {"state": "in-process (simulated exchange)",
+                                           "pending_events": self.gateway.pending_events})
+        hb.section("database", self._database_status)
+        hb.section("bus", self.bus.stats)
+        hb.section("trading", self._trading_status)
+        hb.section("open_orders", lambda: [
+            {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
+             "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
+             "status": t.status.value if t.status else "PENDING"}
+            for cid, t in self.executor.orders.items() if t.is_open])
+        hb.section("positions", lambda: [
+            {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
+             "entry_price": str(self.executor.entry_prices.get((s, side), ZERO))}
+            for (s, side), h in self.executor.holdings.items() if h.amount])
+        hb.section("account", lambda: {"wallet_balance": str(self.executor.wallet_balance),
+                                       "equity": str(self.executor.equity())})
+        hb.section("executor", self.executor.stats.as_dict)
+
+    def _feed_status(self) -> dict[str, Any]:
+        age = None if self._last_message_wall is None else round(time.monotonic() - self._last_message_wall, 3)
+        return {"state": self._feed_state, "source": "replay", "minutes": self._minutes,
+                "candles": self.source.candles_emitted, "last_candle_open_time": self.source.last_open_time,
+                "last_message_age_sec": age, "speed": self.source.speed or "max"}
+
+    def _database_status(self) -> dict[str, Any]:
+        url = self.repository.engine.url.render_as_string(hide_password=True)
+        return {"url": url, "backend": self.repository.engine.dialect.name,
+                "state": "error" if self._database_error else "ok", "error": self._database_error,
+                "pending_candles": len(self._pending_candles)}
+
+    def _trading_status(self) -> dict[str, Any]:
+        states = self.risk.states()
+        return {scope: {"state": record.state.value, "reason": record.reason}
+                for scope, record in sorted(states.items())} or {GLOBAL_SCOPE: {"state": "ACTIVE", "reason": ""}}
+
+    # ------------------------------------------------------------------------------------------- summary
+    def summary(self, stopped_early: bool) -> RunSummary:
+        account = self.exchange.account()
+        positions = [
+            {"symbol": p.symbol, "side": p.position_side.value, "amount": str(p.amount),
+             "entry_price": str(p.entry_price), "unrealized_pnl": f"{p.unrealized_pnl:.4f}"}
+            for p in self.exchange.positions() if p.amount
+        ]
+        states = {scope: record.state.value for scope, record in sorted(self.risk.states().items())}
+        return RunSummary(
+            data=self.source.description, minutes=self._minutes, candles=self.source.candles_emitted,
+            signals=self.executor.stats.signals, orders_sent=self.executor.stats.sent,
+            fills=self.executor.stats.fills, closed_trades=self.executor.stats.closed_trades,
+            realized_pnl=account.realized_pnl, fees=account.fees_paid, funding=account.funding_total,
+            wallet_balance=account.wallet_balance, equity=account.equity, start_balance=self.start_balance,
+            open_positions=positions, open_orders=len(self.exchange.open_orders()),
+            trading_states=states or {GLOBAL_SCOPE: "ACTIVE"}, stopped_early=stopped_early,
+            disabled_strategies=[f"{d.strategy} on {d.symbol}: {d.reason}" for d in self.runner.disabled],
+        )
+
+
+def _prepend(head: Candle, rest):
+    yield head
+    yield from rest
+

@@ -123,6 +123,8 @@ class OrderRow(Base):
     close_position: Mapped[bool] = mapped_column(Boolean)
     is_algo: Mapped[bool] = mapped_column(Boolean)
     order_id: Mapped[int | None] = mapped_column(BigInteger)  # the exchange's id; NULL until acknowledged
+    # For a conditional (algo) order, order_id is the algoId; this is the orderId of the order its trigger placed.
+    actual_order_id: Mapped[int | None] = mapped_column(BigInteger)
     strategy: Mapped[str] = mapped_column(NAME)
     purpose: Mapped[str] = mapped_column(NAME)  # entry | exit | stop_loss | take_profit ("" if not ours)
     signal_time: Mapped[int] = mapped_column(BigInteger)
@@ -278,7 +280,8 @@ class OrderRecord:
     reduce_only: bool
     close_position: bool
     is_algo: bool
-    order_id: int | None  # None until acknowledged
+    order_id: int | None  # None until acknowledged (the algoId for a conditional order)
+    actual_order_id: int | None  # a triggered conditional order: the orderId of the order it placed
     strategy: str
     purpose: str
     signal_time: int

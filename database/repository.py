@@ -15,7 +15,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, String, Table, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, String, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -215,6 +215,7 @@ class Repository:
             "close_position": intent.close_position,
             "is_algo": intent.order_type.is_conditional if is_algo is None else is_algo,
             "order_id": None,
+            "actual_order_id": None,
             "strategy": intent.strategy,
             "purpose": intent.purpose,
             "signal_time": intent.signal_time,
@@ -309,6 +310,7 @@ class Repository:
             "close_position": order.close_position,
             "is_algo": order.order_type.is_conditional if is_algo is None else is_algo,
             "order_id": order.order_id,
+            "actual_order_id": None,
             "strategy": "",
             "purpose": "",
             "signal_time": 0,
@@ -327,7 +329,11 @@ class Repository:
 
         if row.order_id is None:
             changes["order_id"] = order.order_id
-        elif row.order_id != order.order_id and not row.is_algo:
+        elif row.order_id != order.order_id and row.is_algo:
+            # A conditional order keeps its algoId; the order it places when triggered has its own orderId.
+            if row.actual_order_id is None:
+                changes["actual_order_id"] = order.order_id
+        elif row.order_id != order.order_id:
             raise ValueError(
                 f"order {order.client_order_id} ({order.symbol}) is stored with exchange order id {row.order_id} "
                 f"but a report says {order.order_id}"
@@ -404,6 +410,22 @@ class Repository:
         statement = statement.order_by(ORDERS.c.intent_time, ORDERS.c.id)
         with self._read() as connection:
             return [_order_record(row) for row in connection.execute(statement)]
+
+    def all_orders(self, symbol: str | None = None) -> list[OrderRecord]:
+        """Every stored order, oldest first (by the time the bot saved it)."""
+        statement = select(ORDERS)
+        if symbol is not None:
+            statement = statement.where(ORDERS.c.symbol == symbol)
+        statement = statement.order_by(ORDERS.c.intent_time, ORDERS.c.id)
+        with self._read() as connection:
+            return [_order_record(row) for row in connection.execute(statement)]
+
+    def count_candles(self, symbol: str | None = None) -> int:
+        statement = select(func.count()).select_from(CANDLES)
+        if symbol is not None:
+            statement = statement.where(CANDLES.c.symbol == symbol)
+        with self._read() as connection:
+            return int(connection.execute(statement).scalar_one())
 
     # --- fills --------------------------------------------------------------------------------------------------
 
@@ -711,6 +733,7 @@ def _order_record(row: Row[Any]) -> OrderRecord:
         close_position=row.close_position,
         is_algo=row.is_algo,
         order_id=row.order_id,
+        actual_order_id=row.actual_order_id,
         strategy=row.strategy,
         purpose=row.purpose,
         signal_time=row.signal_time,

@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("close_position", sa.Boolean(), nullable=False),
         sa.Column("is_algo", sa.Boolean(), nullable=False),
         sa.Column("order_id", sa.BigInteger(), nullable=True),
+        sa.Column("actual_order_id", sa.BigInteger(), nullable=True),
         sa.Column("strategy", sa.String(64), nullable=False),
         sa.Column("purpose", sa.String(64), nullable=False),
         sa.Column("signal_time", sa.BigInteger(), nullable=False),

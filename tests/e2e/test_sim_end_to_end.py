@@ -1,0 +1,190 @@
+"""Sim mode end to end on a week of real BTCUSDT/ETHUSDT/LTCUSDT candles, checked from the database alone."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from config.settings import load_config
+from database.repository import Repository
+from executor.risk import utc_day_start
+from marketdata.replay import csv_source
+from runtime.trader import SimTrader
+from utils.domain import ZERO, OrderStatus, OrderType, PositionSide, SignalSide
+
+WEEK_FILES = ("BTCUSDT_usdm_1m_2023-04-20_2023-04-26.csv", "ETHUSDT_usdm_1m_2023-04-20_2023-04-26.csv",
+              "LTCUSDT_usdm_1m_2023-04-20_2023-04-26.csv")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app_config(monkeypatch, tmp_path):
+    def make(db_url: str, position_mode: str = "ONEWAY"):
+        monkeypatch.setenv("DB_URL", db_url)
+        monkeypatch.setenv("STATUS_DIR", str(tmp_path / "status"))
+        monkeypatch.setenv("LOG_DIR", str(tmp_path / "logs"))
+        monkeypatch.setenv("POSITION_MODE", position_mode)
+        monkeypatch.setenv("MODE", "sim")
+        return load_config(env_file=None, symbols_file=REPO_ROOT / "config" / "symbols.toml")
+    return make
+
+
+def run_sim(config, files: list[Path], minutes: int | None = None):
+    source = csv_source(files, symbols=[s.symbol for s in config.symbols])
+    if minutes is not None:
+        source.streams = {s: itertools.islice(stream, minutes) for s, stream in source.streams.items()}
+    trader = SimTrader(config, source=source, heartbeat_path=config.settings.status_dir / "heartbeat.json")
+    import asyncio
+
+    summary = asyncio.run(trader.run())
+    return trader, summary
+
+
+def audit_database(trader: SimTrader, config) -> dict[str, int]:
+    """Every invariant the issue lists, computed from the database rows (plus the engine's account)."""
+    repo: Repository = trader.repository
+    orders = {o.client_order_id: o for o in repo.all_orders()}
+    fills = repo.all_fills()
+    assert orders and fills, "the run must have traded"
+
+    # 1. every fill belongs to an order we stored, under the same exchange order id
+    for fill in fills:
+        order = orders.get(fill.client_order_id)
+        assert order is not None, f"fill {fill.trade_id} has no stored order {fill.client_order_id}"
+        assert fill.order_id in (order.order_id, order.actual_order_id)
+        assert order.symbol == fill.symbol and order.side is fill.side
+    filled_by_order: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for fill in fills:
+        filled_by_order[fill.client_order_id] += fill.quantity
+    for cid, quantity in filled_by_order.items():
+        assert orders[cid].executed_quantity == quantity, cid
+
+    # 2. positions equal the signed sum of fills
+    signed: dict[tuple[str, PositionSide], Decimal] = defaultdict(lambda: ZERO)
+    for fill in fills:
+        signed[(fill.symbol, fill.position_side)] += fill.side.sign * fill.quantity
+    stored_positions = {(p.symbol, p.position_side): p.amount for p in repo.positions()}
+    for key in set(signed) | set(stored_positions):
+        assert stored_positions.get(key, ZERO) == signed.get(key, ZERO), key
+    engine_positions = {(p.symbol, p.position_side): p.amount for p in trader.exchange.positions()}
+    for key, amount in signed.items():
+        assert engine_positions.get(key, ZERO) == amount
+
+    # 3. no order broke a filter: quantities and prices on the grid, notional at the decision price
+    closes = {}
+    for symbol in trader.symbols:
+        for candle in repo.load_candles(symbol, 100_000):
+            closes[(symbol, candle.close_time)] = candle.close
+    sent = [o for o in orders.values() if o.order_id is not None and not o.is_algo]
+    for order in sent:
+        filters = trader.filters[order.symbol]
+        assert filters.check_quantity(order.quantity, order.order_type) is None, order
+        if order.order_type is OrderType.LIMIT:
+            assert filters.check_price(order.price) is None
+        if order.purpose == "entry":
+            decision_price = closes[(order.symbol, order.signal_time)]
+            assert filters.check_notional(order.quantity, decision_price, False) is None, order
+    for order in orders.values():
+        if order.is_algo and order.order_id is not None:
+            assert trader.filters[order.symbol].check_price(order.stop_price) is None
+
+    # 4. no risk limit was broken
+    limits = config.risk
+    entries = sorted((o for o in sent if o.purpose == "entry" and o.executed_quantity > 0),
+                     key=lambda o: o.intent_time)
+    per_day: dict[tuple[str, int], int] = defaultdict(int)
+    for order in entries:
+        per_day[(order.strategy, utc_day_start(order.intent_time))] += 1
+    for (strategy, _day), count in per_day.items():
+        assert count <= limits.limits_for(strategy).max_new_positions_per_day
+    blackout_ms = limits.defaults.funding_blackout_minutes * 60_000
+    for order in entries:
+        nearest = round(order.intent_time / 28_800_000) * 28_800_000
+        assert abs(order.intent_time - nearest) > blackout_ms, f"entry {order.client_order_id} in funding blackout"
+        decision_price = closes[(order.symbol, order.signal_time)]
+        assert order.quantity * decision_price <= limits.limits_for(order.strategy).max_symbol_exposure_usdt
+    # consecutive losses: after a strategy's N-th loss in a row nothing new is entered (nobody cleared it)
+    trips: dict[str, list[Decimal]] = defaultdict(list)
+    halted_at: dict[str, int] = {}
+    open_trip: dict[tuple[str, PositionSide], tuple[str, Decimal]] = {}
+    position: dict[tuple[str, PositionSide], Decimal] = defaultdict(lambda: ZERO)
+    for fill in fills:
+        key = (fill.symbol, fill.position_side)
+        owner, running = open_trip.get(key, (orders[fill.client_order_id].strategy, ZERO))
+        running += fill.realized_pnl - fill.commission
+        position[key] += fill.side.sign * fill.quantity
+        if position[key] == 0:
+            trips[owner].append(running)
+            losses = list(itertools.takewhile(lambda pnl: pnl < 0, reversed(trips[owner])))
+            limit = limits.limits_for(owner).max_consecutive_losses
+            if len(losses) >= limit and owner not in halted_at:
+                halted_at[owner] = fill.time
+            open_trip.pop(key, None)
+        else:
+            open_trip[key] = (owner, running)
+    for order in entries:
+        if order.strategy in halted_at:
+            assert order.intent_time <= halted_at[order.strategy], f"{order.client_order_id} entered after halt"
+    for strategy in halted_at:
+        assert trader.risk.state(f"strategy:{strategy}").state.value == "HALTED"
+
+    # 5. PnL, fees and funding agree with the engine's account
+    account = trader.exchange.account()
+    realized = sum((f.realized_pnl for f in fills), ZERO)
+    fees = sum((f.commission for f in fills), ZERO)
+    funding = sum((p.amount for p in repo.funding_payments()), ZERO)
+    assert realized == account.realized_pnl
+    assert fees == account.fees_paid
+    assert funding == account.funding_total
+    assert account.wallet_balance == trader.start_balance + realized - fees + funding
+
+    # 6. signals, orders and candles were all recorded
+    signals = repo.signals()
+    assert len(signals) == trader.executor.stats.signals > 0
+    assert {s.strategy for s in signals} >= {"ema_crossover", "rsi_reversion", "donchian_breakout"}
+    assert all(orders[cid].status is not None for cid in filled_by_order)
+    return {"orders": len(orders), "fills": len(fills), "signals": len(signals), "halted": len(halted_at)}
+
+
+@pytest.mark.shared_data
+def test_week_of_real_candles_on_sqlite(usdm_1m_dir, app_config, tmp_path) -> None:
+    config = app_config(f"sqlite:///{tmp_path / 'trader.db'}")
+    trader, summary = run_sim(config, [usdm_1m_dir / name for name in WEEK_FILES])
+    try:
+        # warm-up candles come off the front of each symbol's file; the rest is traded minute by minute
+        assert summary.minutes == 10_080 - min(trader.runner.warmup_candles(s) for s in trader.symbols)
+        counts = audit_database(trader, config)
+        print(counts, summary.render())
+        assert counts["fills"] >= 40 and counts["halted"] >= 1
+        # every candle of the week went into candles_1m (warm-up ones included)
+        for symbol in trader.symbols:
+            assert trader.repository.count_candles(symbol) == 10_080
+        assert summary.fills == counts["fills"] and summary.signals == counts["signals"]
+        assert not summary.stopped_early
+        heartbeat = (config.settings.status_dir / "heartbeat.json").read_text()
+        assert '"stopped"' in heartbeat and "BINANCE_API" not in heartbeat
+    finally:
+        trader.close()
+
+
+@pytest.mark.shared_data
+@pytest.mark.postgres
+def test_two_days_of_real_candles_on_postgresql_in_hedge_mode(usdm_1m_dir, app_config, postgres_url) -> None:
+    config = app_config(postgres_url, position_mode="HEDGE")
+    trader, summary = run_sim(config, [usdm_1m_dir / name for name in WEEK_FILES], minutes=2 * 1440)
+    try:
+        audit_database(trader, config)
+        sides = {f.position_side for f in trader.repository.all_fills()}
+        assert sides <= {PositionSide.LONG, PositionSide.SHORT} and sides
+    finally:
+        trader.close()
+
+
+def test_signal_side_values_are_binance_free() -> None:
+    # Signals speak in the strategy's terms; order sides are the executor's business.
+    assert {s.value for s in SignalSide} == {"LONG", "SHORT", "FLAT"}
+    assert OrderStatus.FILLED.value == "FILLED"

@@ -78,7 +78,7 @@ def _exit_intent(signal: Signal, filters: SymbolFilters, amount: Decimal, positi
     side = Side.SELL if amount > 0 else Side.BUY
     quantity = filters.round_quantity(abs(amount), OrderType.MARKET)
     return OrderIntent(
-        client_order_id=client_order_id(signal.strategy, signal.symbol, signal.time, purpose),
+        client_order_id=client_order_id(signal.strategy, signal.symbol, signal.time, purpose, side.value),
         symbol=signal.symbol, side=side, order_type=OrderType.MARKET, quantity=quantity,
         position_side=position_side,
         # In hedge mode Binance refuses reduceOnly; closing is expressed by the position side instead.
@@ -106,7 +106,7 @@ def _entry_intent(signal: Signal, settings: ExecutionSettings, filters: SymbolFi
         return (f"position size {notional:.2f} USDT at {valuation_price} rounds to {quantity}, below the "
                 f"symbol's minimum (minQty {filters.lot_for(order_type).min_qty}, notional {filters.min_notional})")
     return OrderIntent(
-        client_order_id=client_order_id(signal.strategy, signal.symbol, signal.time, "entry"),
+        client_order_id=client_order_id(signal.strategy, signal.symbol, signal.time, "entry", side.value),
         symbol=signal.symbol, side=side, order_type=order_type, quantity=quantity, price=price,
         time_in_force=time_in_force, position_side=position_side, strategy=signal.strategy,
         signal_time=signal.time, purpose="entry",

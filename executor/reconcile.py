@@ -141,7 +141,8 @@ async def _positions(executor: Executor, report: ReconcileReport, ephemeral: boo
                 else:
                     report.problems.append(f"{key[0]} {key[1].value}: exchange holds {amount}, our fills add up "
                                            f"to {fills_sum}")
-        position = theirs if theirs is not None else Position(key[0], key[1], ZERO)
+        position = theirs if theirs is not None else Position(key[0], key[1], ZERO,
+                                                              update_time=executor.clock.now_ms())
         repository.upsert_position(position)
         executor.exchange_positions[key] = amount
         executor.entry_prices[key] = position.entry_price

@@ -40,6 +40,7 @@ from utils.domain import (
     PositionSide,
     Signal,
     TimeInForce,
+    TradingState,
 )
 from utils.errors import BinanceError, OutcomeUnknownError
 from utils.filters import SymbolFilters
@@ -151,6 +152,7 @@ class Executor:
         self.mark_price: dict[str, Decimal] = {}
         self.wallet_balance = ZERO
         self.stats = ExecutorStats()
+        self._known_states = {scope: record.state for scope, record in risk.states().items()}
 
     # ================================================================================================ state
     def _sides(self) -> tuple[PositionSide, ...]:
@@ -184,6 +186,12 @@ class Executor:
 
     def _persist_risk_changes(self) -> None:
         for record in self.risk.drain_state_changes():
+            previous = self._known_states.get(record.scope)
+            if previous is not record.state:
+                level = logging.INFO if record.state is TradingState.ACTIVE else logging.WARNING
+                log.log(level, "trading state changed", extra={
+                    "scope": record.scope, "state": record.state.value, "reason": record.reason})
+                self._known_states[record.scope] = record.state
             persist_risk_record(self.repository, record)
 
     # ============================================================================================== signals
@@ -261,8 +269,11 @@ class Executor:
         decision = self._check_risk(intent, now)
         if not decision.allowed:
             self.stats.refused_by_risk += 1
-            self.stats.refusals.append(f"{decision.guard}: {decision.reason}")
-            log.warning("order refused by risk guard", extra={
+            if len(self.stats.refusals) < 1000:
+                self.stats.refusals.append(f"{decision.guard}: {decision.reason}")
+            # A scope that is already REDUCING/HALTED was announced when it changed; its refusals are routine.
+            level = logging.INFO if decision.guard == "trading_state" else logging.WARNING
+            log.log(level, "order refused by risk guard", extra={
                 "client_order_id": intent.client_order_id, "strategy": intent.strategy, "symbol": intent.symbol,
                 "guard": decision.guard, "reason": decision.reason})
             return

@@ -134,10 +134,11 @@ def test_client_order_ids_are_deterministic_and_valid() -> None:
        time=st.integers(0, 2**42), purpose=st.sampled_from(["entry", "exit", "reverse", "stop_loss"]),
        attempt=st.integers(0, 9))
 def test_client_order_id_always_matches_binance_rule(strategy, symbol, time, purpose, attempt) -> None:
-    cid = client_order_id(strategy, symbol, time, purpose, attempt)
+    cid = client_order_id(strategy, symbol, time, purpose, "BUY", attempt)
     assert CLIENT_ORDER_ID_PATTERN.match(cid)
-    assert cid == client_order_id(strategy, symbol, time, purpose, attempt)
-    assert cid != client_order_id(strategy + "x", symbol, time, purpose, attempt)
+    assert cid == client_order_id(strategy, symbol, time, purpose, "BUY", attempt)
+    assert cid != client_order_id(strategy + "x", symbol, time, purpose, "BUY", attempt)
+    assert cid != client_order_id(strategy, symbol, time, purpose, "SELL", attempt)
 
 
 def test_a_reserved_position_belongs_to_its_strategy() -> None:

@@ -92,15 +92,6 @@ _OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 _UNRESOLVED_INTENT_STATES = tuple(state.value for state in IntentState if state.is_unresolved)
 
 
-def _status_rank(status: OrderStatus) -> int:
-    """NEW < PARTIALLY_FILLED < any final status; an order's status only ever moves up."""
-    if status is OrderStatus.NEW:
-        return 0
-    if status is OrderStatus.PARTIALLY_FILLED:
-        return 1
-    return 2
-
-
 def _same(stored: Any, new: Any) -> bool:
     """Whether writing ``new`` over ``stored`` would leave the column as it is (Decimals as they will be stored)."""
     if isinstance(new, Decimal):
@@ -340,7 +331,7 @@ class Repository:
             )
 
         current_status = OrderStatus(row.status) if row.status is not None else None
-        if current_status is None or _status_rank(order.status) > _status_rank(current_status):
+        if current_status is None or order.status.rank > current_status.rank:
             changes["status"] = order.status.value
 
         if order.executed_quantity > row.executed_quantity or (

@@ -381,7 +381,7 @@ class Executor:
     def _apply_order(self, order: Order) -> None:
         self.repository.update_order(order)
         tracked = self.orders.get(order.client_order_id)
-        if tracked is not None and _status_rank(order.status) >= _status_rank(tracked.status):
+        if tracked is not None and (tracked.status is None or order.status.rank >= tracked.status.rank):
             tracked.status = order.status
             tracked.executed = max(tracked.executed, order.executed_quantity)
             if not order.status.is_open and order.executed_quantity == 0:
@@ -547,16 +547,6 @@ class Executor:
             if ours != theirs:
                 problems.append(f"{key[0]} {key[1].value}: fills say {ours}, exchange says {theirs}")
         return problems
-
-
-def _status_rank(status: OrderStatus | None) -> int:
-    if status is None:
-        return 0
-    if status is OrderStatus.NEW:
-        return 1
-    if status is OrderStatus.PARTIALLY_FILLED:
-        return 2
-    return 3
 
 
 def persist_risk_record(repository: Repository, record: StateRecord) -> None:

@@ -78,6 +78,15 @@ class OrderStatus(StrEnum):
     def is_open(self) -> bool:
         return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
+    @property
+    def rank(self) -> int:
+        """NEW < PARTIALLY_FILLED < any final status: an order's status only ever moves up."""
+        if self is OrderStatus.NEW:
+            return 1
+        if self is OrderStatus.PARTIALLY_FILLED:
+            return 2
+        return 3
+
 
 class ExecutionType(StrEnum):
     NEW = "NEW"

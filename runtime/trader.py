@@ -179,6 +179,7 @@ class SimTrader:
         self.heartbeat = Heartbeat(heartbeat_path or settings.status_dir / HEARTBEAT_FILE,
                                    settings.heartbeat_interval_sec)
         self._pending_candles: list[Candle] = []
+        self.warmup_sources: dict[str, str] = {}
         self._minutes = 0
         self._last_message_wall: float | None = None
         self._feed_state = "starting"
@@ -239,8 +240,9 @@ class SimTrader:
                 for candle in from_feed[symbol]:
                     self.clock.set(max(self.clock.now_ms(), candle.close_time))
                     self.exchange.on_candle(candle)
+            self.warmup_sources[symbol] = "database" if symbol in from_database else "feed"
             log.info("strategies warmed up", extra={"symbol": symbol, "candles": len(candles),
-                                                    "source": "database" if symbol in from_database else "feed"})
+                                                    "source": self.warmup_sources[symbol]})
         self.gateway.take_user_events()  # nothing trades during warm-up; drop account noise, if any
 
     # ============================================================================================ running

@@ -16,7 +16,6 @@ from utils.filters import SymbolFilters
 from utils.precision import to_decimal
 
 ZERO = Decimal(0)
-ONE = Decimal(1)
 WALLET_QUANTUM = Decimal("0.00000001")
 UNLIMITED_NOTIONAL = Decimal(9223372036854775807)  # what Binance reports for "no cap"
 

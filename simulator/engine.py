@@ -67,7 +67,6 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 USDT = "USDT"
 _CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
-_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ALGO_TYPES = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET, OrderType.STOP, OrderType.TAKE_PROFIT)
 _MARKET_ALGO_TYPES = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
 _TEN_THOUSAND = Decimal(10_000)
@@ -655,7 +654,7 @@ class SimExchange:
             if quantity is not None:
                 raise codes.reject(codes.QUANTITY_WITH_CLOSE_POSITION)
             if reduce_only:
-                raise codes.not_required("reduceOnly")
+                raise codes.not_required("reduceonly")
         self._check_position_side(position_side, side, reduce_only)
         if close_position and self._dual_side and (
                 (position_side is PositionSide.LONG) == (side is Side.BUY)):
@@ -971,13 +970,8 @@ class SimExchange:
         return reduce_only
 
     def _client_id(self, open_ids: Mapping[str, object], client_id: str | None) -> str:
-        if client_id is None:
-            bits = self._rng.getrandbits(128)
-            chars = []
-            for _ in range(22):
-                bits, digit = divmod(bits, 62)
-                chars.append(_ID_ALPHABET[digit])
-            return "".join(chars)
+        if client_id is None:  # 22 characters, like Binance's generated ids; from the seeded generator
+            return f"{self._rng.getrandbits(88):022x}"
         if not isinstance(client_id, str) or _CLIENT_ID.fullmatch(client_id) is None:
             raise codes.reject(codes.CLIENT_ORDER_ID_INVALID)
         if client_id in open_ids:
@@ -1165,8 +1159,8 @@ class SimExchange:
                      last_price: Decimal = ZERO, commission: Decimal = ZERO, trade_id: int = 0,
                      maker: bool = False, realized: Decimal = ZERO) -> None:
         self._pending.append(events.order_trade_update(
-            working.order, time=self._clock.now_ms(), execution_type=execution.value,
-            orig_type=working.orig_type.value, last_quantity=last_quantity, last_price=last_price,
+            working.order, time=self._clock.now_ms(), execution_type=execution._value_,
+            orig_type=working.orig_type._value_, last_quantity=last_quantity, last_price=last_price,
             commission=commission, trade_id=trade_id, maker=maker, realized_pnl=realized,
             bid_notional=st.bid_notional, ask_notional=st.ask_notional))
 
@@ -1178,9 +1172,9 @@ class SimExchange:
             positions=[events.position_entry(
                 symbol=st.name, amount=p.amount, entry_price=p.entry_price, break_even_price=p.break_even_price,
                 accumulated_realized=p.realized_pnl, unrealized_pnl=p.unrealized_pnl(st.mark_price),
-                margin_type=st.margin_type.value,
+                margin_type=st.margin_type._value_,
                 isolated_wallet=p.isolated_wallet if st.margin_type is MarginType.ISOLATED else ZERO,
-                position_side=p.position_side.value) for st, p in positions]))
+                position_side=p.position_side._value_) for st, p in positions]))
 
     # ============================================================================================ matching
     def _match_candle(self, st: _Symbol, candle: Candle) -> None:

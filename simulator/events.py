@@ -1,7 +1,8 @@
 """User-data-stream events shaped exactly like Binance's (ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ALGO_UPDATE, ...).
 
 Field names and value spellings follow the payloads in ../shared/binance/payloads (uds_*.json); numbers are
-decimal strings without exponent, as Binance sends them.
+decimal strings without exponent, as Binance sends them. Enum members are written as ``member._value_`` (a plain
+attribute; ``.value`` goes through a descriptor and costs several times more on this hot path).
 """
 
 from __future__ import annotations
@@ -51,15 +52,15 @@ def order_trade_update(
         "o": {
             "s": order.symbol,
             "c": order.client_order_id,
-            "S": order.side.value,
-            "o": order.order_type.value,
-            "f": order.time_in_force.value,
+            "S": order.side._value_,
+            "o": order.order_type._value_,
+            "f": order.time_in_force._value_,
             "q": num(order.quantity),
             "p": num(order.price),
             "ap": num(order.avg_price),
             "sp": num(order.stop_price),
             "x": execution_type,
-            "X": order.status.value,
+            "X": order.status._value_,
             "i": order.order_id,
             "l": num(last_quantity),
             "z": num(order.executed_quantity),
@@ -72,9 +73,9 @@ def order_trade_update(
             "a": num(ask_notional),
             "m": maker,
             "R": order.reduce_only,
-            "wt": order.working_type.value,
+            "wt": order.working_type._value_,
             "ot": orig_type,
-            "ps": order.position_side.value,
+            "ps": order.position_side._value_,
             "cp": order.close_position,
             "pP": False,
             "si": 0,
@@ -131,13 +132,13 @@ def algo_update(algo: AlgoOrder, *, time: int) -> dict[str, Any]:
         "caid": algo.client_algo_id,
         "aid": algo.algo_id,
         "at": "CONDITIONAL",
-        "o": algo.order_type.value,
+        "o": algo.order_type._value_,
         "s": algo.symbol,
-        "S": algo.side.value,
-        "ps": algo.position_side.value,
-        "f": algo.time_in_force.value,
+        "S": algo.side._value_,
+        "ps": algo.position_side._value_,
+        "f": algo.time_in_force._value_,
         "q": num(algo.quantity),
-        "X": algo.status.value,
+        "X": algo.status._value_,
         "ai": str(algo.actual_order_id) if algo.actual_order_id else "",
         "ap": num(algo.avg_price),
         "aq": num(algo.executed_quantity),
@@ -145,7 +146,7 @@ def algo_update(algo: AlgoOrder, *, time: int) -> dict[str, Any]:
         "tp": num(algo.trigger_price),
         "p": num(algo.price),
         "V": SELF_TRADE_PREVENTION,
-        "wt": algo.working_type.value,
+        "wt": algo.working_type._value_,
         "pm": "NONE",
         "cp": algo.close_position,
         "pP": False,

@@ -66,15 +66,6 @@ def first_reach(
     return None
 
 
-def path_extremes(path: tuple[Decimal, ...], start: PathKey, end: PathKey | None) -> tuple[Decimal, Decimal]:
-    """(lowest, highest) price the path visits between ``start`` and ``end`` (None: the close)."""
-    prices = [price_at(path, start)]
-    last_segment = len(path) - 2 if end is None else end[0]
-    prices.extend(path[start[0] + 1:last_segment + 1])
-    prices.append(path[-1] if end is None else price_at(path, end))
-    return min(prices), max(prices)
-
-
 def round_to_tick(price: Decimal, tick: Decimal, up: bool) -> Decimal:
     """Round onto the tick grid, up or down (the adverse direction for the side that pays)."""
     return (price / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR) * tick

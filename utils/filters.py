@@ -39,10 +39,10 @@ class FilterViolation:
 
 # Binance's messages for the codes the filters prevent.
 MSG_PRECISION = "Precision is over the maximum defined for this asset."
-MSG_QTY_LE_ZERO = "Quantity less than or equal to zero."
+MSG_QTY_LE_ZERO = "Quantity less than zero."
 MSG_QTY_MIN = "Quantity less than min quantity."
 MSG_QTY_MAX = "Quantity greater than max quantity."
-MSG_PRICE_LE_ZERO = "Price less than or equal to zero."
+MSG_PRICE_LE_ZERO = "Price less than 0."
 MSG_PRICE_MIN = "Price less than min price."
 MSG_PRICE_MAX = "Price greater than max price."
 MSG_TICK = "Price not increased by tick size."

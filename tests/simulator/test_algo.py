@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.engine import SimConfig
-from utils.domain import AlgoStatus, OrderStatus, OrderType, PositionSide, Side, TimeInForce, WorkingType
+from utils.domain import AlgoStatus, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from utils.errors import BinanceError
 
 pytestmark = pytest.mark.shared_data
@@ -54,7 +53,7 @@ class TestValidation:
         assert code_of(new, order_type=OrderType.STOP_MARKET, quantity=D("0.01"), close_position=True, **base) == (
             -4137, "Quantity must be zero with closePosition equals true")
         assert code_of(new, order_type=OrderType.STOP_MARKET, close_position=True, reduce_only=True, **base) == (
-            -1106, "Parameter 'reduceOnly' sent when not required.")
+            -1106, "Parameter 'reduceonly' sent when not required.")
         assert code_of(new, order_type=OrderType.STOP, close_position=True, price=D("28600.0"), **base)[0] == -4136
         assert code_of(new, order_type=OrderType.STOP, quantity=D("0.01"), **base)[0] == -1102  # price
         assert code_of(new, order_type=OrderType.STOP_MARKET, quantity=D("0.01"), price=D("28600.0"), **base)[0] \
@@ -238,4 +237,3 @@ def test_algo_update_has_binance_fields(long_venue, btc, payloads_dir: Path):
     assert event.keys() == reference.keys() and event["o"].keys() == reference["o"].keys()
     assert isinstance(event["o"]["ai"], str) and event["o"]["at"] == "CONDITIONAL"
     assert TimeInForce(event["o"]["f"]) is TimeInForce.GTC
-    assert OrderStatus  # imported for readers: child orders use the regular statuses

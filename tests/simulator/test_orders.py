@@ -249,6 +249,13 @@ class TestMarginCheck:
         assert market(venue, quantity="0.030").status is OrderStatus.FILLED
 
 
+class TestMarketPercentPrice:
+    def test_market_execution_beyond_the_mark_band(self, venue):
+        venue.mark(BTC, D("20000"))  # the last trade (28795.30) is far above 1.1 x the mark
+        rejects(-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit.", market,
+                venue=venue)
+
+
 class TestTimeInForce:
     def test_market_without_any_price(self, make_venue):
         rejects(-2020, "Unable to fill.", market, venue=make_venue())

@@ -34,7 +34,7 @@ from simulator.exchange_info import load_symbol_filters
 from strategies.registry import load_strategy
 from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate
-from utils.bus import Event, EventBus, Subscription
+from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
 from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, Signal
 from utils.filters import SymbolFilters
@@ -256,7 +256,7 @@ class SimTrader:
                                 name="executor.orders"), self._on_order_channel),
             (self.bus.subscribe("market.kline", name="recorder"), self._on_candle_for_recorder),
         ]
-        self._tasks = [asyncio.create_task(self._consume(sub, handler), name=f"consume:{sub.name}")
+        self._tasks = [asyncio.create_task(consume(sub, handler), name=f"consume:{sub.name}")
                        for sub, handler in consumers]
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         log.info("sim run starting", extra={"data": self.source.description, "symbols": self.symbols,
@@ -324,19 +324,6 @@ class SimTrader:
                 await self.bus.drain()
                 if self.gateway.pending_events == 0:
                     return
-
-    async def _consume(self, subscription: Subscription, handler: Any) -> None:
-        while True:
-            event = await subscription.get()
-            try:
-                await handler(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("consumer failed on an event; event skipped",
-                              extra={"consumer": subscription.name, "channel": event.channel})
-            finally:
-                subscription.ack()
 
     # ------------------------------------------------------------------------------------------ consumers
     async def _on_market_for_strategies(self, event: Event) -> None:

@@ -288,3 +288,10 @@ async def test_a_halt_survives_a_restart(db_file) -> None:
         assert state["global"].state.value == "HALTED" and state["global"].reason == "operator test"
     finally:
         second_repo_state.close()
+
+
+async def test_a_malformed_user_event_is_logged_and_skipped(harness: Harness, caplog) -> None:
+    harness.gateway._events.append({"e": "ORDER_TRADE_UPDATE", "E": 1, "o": {"s": "BTCUSDT", "x": "BOGUS"}})
+    await harness.signal(SignalSide.LONG)  # the real events after the bad one still arrive
+    assert harness.executor.stats.fills == 1
+    assert any("malformed user-data event skipped" in r.getMessage() for r in caplog.records)

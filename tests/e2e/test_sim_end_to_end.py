@@ -109,6 +109,7 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
         assert order.quantity * decision_price <= limits.limits_for(order.strategy).max_symbol_exposure_usdt
     # consecutive losses: after a strategy's N-th loss in a row nothing new is entered (nobody cleared it)
     trips: dict[str, list[Decimal]] = defaultdict(list)
+    trip_closes: dict[str, list[tuple[int, Decimal]]] = defaultdict(list)
     halted_at: dict[str, int] = {}
     open_trip: dict[tuple[str, PositionSide], tuple[str, Decimal]] = {}
     position: dict[tuple[str, PositionSide], Decimal] = defaultdict(lambda: ZERO)
@@ -119,6 +120,7 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
         position[key] += fill.side.sign * fill.quantity
         if position[key] == 0:
             trips[owner].append(running)
+            trip_closes[owner].append((fill.time, running))
             losses = list(itertools.takewhile(lambda pnl: pnl < 0, reversed(trips[owner])))
             limit = limits.limits_for(owner).max_consecutive_losses
             if len(losses) >= limit and owner not in halted_at:
@@ -126,6 +128,19 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
             open_trip.pop(key, None)
         else:
             open_trip[key] = (owner, running)
+    # daily loss limit: once a strategy's closed trades lose the limit in a UTC day, no new entry that day
+    day_pnl: dict[tuple[str, int], Decimal] = defaultdict(lambda: ZERO)
+    reducing_at: dict[tuple[str, int], int] = {}
+    for owner, closes in trip_closes.items():
+        for time, pnl in closes:
+            key = (owner, utc_day_start(time))
+            day_pnl[key] += pnl
+            if day_pnl[key] <= -limits.limits_for(owner).daily_loss_limit_usdt and key not in reducing_at:
+                reducing_at[key] = time
+    for order in entries:
+        key = (order.strategy, utc_day_start(order.intent_time))
+        if key in reducing_at:
+            assert order.intent_time <= reducing_at[key], f"{order.client_order_id} entered past the loss limit"
     for order in entries:
         if order.strategy in halted_at:
             assert order.intent_time <= halted_at[order.strategy], f"{order.client_order_id} entered after halt"

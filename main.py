@@ -79,6 +79,8 @@ def command_run(config: AppConfig, args: argparse.Namespace) -> int:
     print(f"Sim mode. Data: {trader.source.description}", flush=True)
     if trader.source.synthetic:
         print("NOTE: the prices in this run are SYNTHETIC (made up by the project), not market data.", flush=True)
+    for line in trader.blocked_scopes():
+        print(f"NOTE: {line}", flush=True)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

@@ -89,6 +89,10 @@ class RunSummary:
         else:
             lines.append("  open positions  none")
         lines.append("  trading state   " + ", ".join(f"{k}: {v}" for k, v in self.trading_states.items()))
+        blocked = [scope for scope, state in self.trading_states.items() if state != "ACTIVE"]
+        if blocked:
+            lines.append("                  halts are kept across runs; see why with `uv run main.py risk`, clear "
+                         "with `uv run main.py risk clear <scope>`")
         if self.disabled_strategies:
             lines.append("  disabled        " + "; ".join(self.disabled_strategies))
         if self.stopped_early:
@@ -278,6 +282,15 @@ class SimTrader:
         finally:
             await self._shutdown()
         return self.summary(stopped_early)
+
+    def blocked_scopes(self) -> list[str]:
+        """Scopes that start this run REDUCING or HALTED (restored from the database), with reason and remedy."""
+        lines = []
+        for scope, record in sorted(self.risk.states().items()):
+            if record.state.value != "ACTIVE":
+                remedy = "" if "risk clear" in record.reason else f" (clear it: uv run main.py risk clear {scope})"
+                lines.append(f"{scope} is {record.state.value}: {record.reason}{remedy}")
+        return lines
 
     def stop(self) -> None:
         """Ask the run to stop after the current minute (Ctrl-C)."""

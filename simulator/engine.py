@@ -15,7 +15,8 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from simulator import codes, events, rest_shapes
 from simulator.account import (

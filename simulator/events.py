@@ -8,7 +8,8 @@ attribute; ``.value`` goes through a descriptor and costs several times more on 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 from utils.domain import Order
 from utils.precision import to_wire

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from utils.filters import SymbolFilters, parse_exchange_info
 from utils.precision import to_decimal

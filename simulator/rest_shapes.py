@@ -7,7 +7,8 @@ The wire-compatible server turns engine objects into these; field names and orde
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 from simulator.events import SELF_TRADE_PREVENTION, num
 from utils.domain import Fill, Order, OrderType

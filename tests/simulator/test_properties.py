@@ -241,8 +241,8 @@ def make_machine(candles: dict[str, list[Candle]]):
         def every_fill_was_announced(self):
             announced = [(u["o"]["t"], D(u["o"]["L"]), D(u["o"]["l"])) for u in self.events
                          if u["e"] == "ORDER_TRADE_UPDATE" and u["o"]["x"] in ("TRADE", "CALCULATED")]
-            fills = sorted(((f.trade_id, f.price, f.quantity) for s in SYMBOLS
-                            for f in self.ex.user_trades(s, limit=1000)))
+            fills = sorted((f.trade_id, f.price, f.quantity) for s in SYMBOLS
+                            for f in self.ex.user_trades(s, limit=1000))
             assert announced == fills
 
     return ExchangeMachine

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -137,14 +135,3 @@ def test_params_are_described_with_types_limits_and_defaults() -> None:
         "overbought (number > 0 and < 100, default 70), exit_level (number >= 0 and < 100, default 50)"
     )
 
-
-def test_every_strategy_in_the_shipped_config_loads() -> None:
-    config = Path(__file__).resolve().parents[2] / "config" / "symbols.toml"
-    if not config.is_file():
-        pytest.skip(f"no {config} yet")
-    data = tomllib.loads(config.read_text(encoding="utf-8"), parse_float=Decimal)  # as config/symbols.py reads it
-    entries = [(entry["symbol"], strategy) for entry in data["symbols"] for strategy in entry.get("strategies", [])]
-    assert entries
-    for symbol, strategy in entries:
-        loaded = load_strategy(strategy["name"], symbol, strategy.get("params", {}))
-        assert (loaded.name, loaded.symbol) == (strategy["name"], symbol)

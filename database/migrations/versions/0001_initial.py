@@ -11,7 +11,7 @@ Decimal columns are ``NUMERIC(36, 18)`` on PostgreSQL and canonical text on SQLi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op

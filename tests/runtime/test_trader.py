@@ -14,7 +14,7 @@ from marketdata.replay import ReplaySource, csv_source, synthetic_source
 from marketdata.synthetic import synthetic_candles
 from runtime.trader import SimTrader
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WEEK = ("BTCUSDT_usdm_1m_2023-04-20_2023-04-26.csv", "ETHUSDT_usdm_1m_2023-04-20_2023-04-26.csv",
         "LTCUSDT_usdm_1m_2023-04-20_2023-04-26.csv")
 

@@ -295,3 +295,18 @@ async def test_a_malformed_user_event_is_logged_and_skipped(harness: Harness, ca
     await harness.signal(SignalSide.LONG)  # the real events after the bad one still arrive
     assert harness.executor.stats.fills == 1
     assert any("malformed user-data event skipped" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_same_exchange_report_twice_changes_nothing(harness: Harness) -> None:
+    from utils.binance_parse import parse_user_event
+
+    captured: list[dict] = []
+    harness.exchange.add_listener(captured.append)
+    await harness.signal(SignalSide.LONG)
+    before = (harness.repository.all_orders(), harness.repository.all_fills(), harness.repository.positions(),
+              dict(harness.executor.holdings), harness.executor.stats.fills)
+    for raw in captured:  # redeliver every event of that order (a reconnect replay, say)
+        await harness.executor.on_user_event(parse_user_event(raw))
+    after = (harness.repository.all_orders(), harness.repository.all_fills(), harness.repository.positions(),
+             dict(harness.executor.holdings), harness.executor.stats.fills)
+    assert captured and before == after

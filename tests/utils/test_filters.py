@@ -178,3 +178,15 @@ def test_anything_rounded_passes_the_filters(filters, quantity, side, order_type
     low, high = filters.percent_price_bounds(mark)
     clamped = min(max(price, low), high)
     assert filters.check_percent_price(clamped, mark) is None
+
+
+def test_below_min_quantity_is_4004() -> None:
+    entry = {**BTC_ENTRY, "filters": [
+        *(f for f in BTC_ENTRY["filters"] if f["filterType"] != "LOT_SIZE"),
+        {"filterType": "LOT_SIZE", "minQty": "0.010", "maxQty": "100", "stepSize": "0.001"},
+    ]}
+    filters = SymbolFilters.from_exchange_info(entry)
+    violation = filters.validate(order_type=OrderType.LIMIT, quantity=D("0.005"), price=MARK, mark_price=MARK)
+    assert violation is not None and (violation.code, violation.filter_type) == (-4004, "LOT_SIZE")
+    assert filters.round_quantity(D("0.0099")) == 0  # cannot be rounded up to the minimum: refused, not enlarged
+    assert filters.round_quantity(D("0.0109")) == D("0.010")

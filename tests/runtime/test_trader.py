@@ -96,3 +96,31 @@ async def test_speed_factor_paces_the_replay() -> None:
     started = time.monotonic()
     assert len([group async for group in fast.minutes()]) == 5
     assert time.monotonic() - started < 0.38
+
+
+def test_a_planted_secret_reaches_no_log_heartbeat_or_database(config_for, monkeypatch, tmp_path) -> None:
+    import logging
+
+    from utils.log import reset_logging, setup_logging
+
+    canary = "CANARY-5be1d0c4-never-store-me"
+    monkeypatch.setenv("BINANCE_API_KEY", "canary-key-0123456789")
+    monkeypatch.setenv("BINANCE_API_SECRET", canary)
+    config = config_for("secret.db")
+    root_level = logging.getLogger().level
+    setup_logging("DEBUG", tmp_path / "logs", console=False)
+    trader = SimTrader(config, source=synthetic_source(["BTCUSDT", "ETHUSDT", "LTCUSDT"], days=0.2, warmup=104),
+                       heartbeat_path=tmp_path / "status" / "heartbeat.json")
+    logging.getLogger("test").info("settings", extra={"settings": repr(config.settings),
+                                                      "summary": config.masked_summary()})
+    try:
+        run(trader)
+    finally:
+        reset_logging()
+        logging.getLogger().setLevel(root_level)
+    texts = [(tmp_path / "logs" / "trader.log").read_text(), (tmp_path / "status" / "heartbeat.json").read_text()]
+    texts.append((tmp_path / "secret.db").read_bytes().decode("latin-1"))
+    texts += [p.read_bytes().decode("latin-1") for p in tmp_path.glob("secret.db-*")]
+    assert "DEBUG" in texts[0] or "INFO" in texts[0]
+    for text in texts:
+        assert canary not in text

@@ -74,11 +74,18 @@ def command_run(config: AppConfig, args: argparse.Namespace) -> int:
         if missing:
             print(f"data file(s) not found: {', '.join(missing)}", file=sys.stderr)
             return 2
-        source = csv_source(data, speed=speed, symbols=symbols)
-    trader = SimTrader(config, source=source, days=args.days, speed=speed)
+    try:
+        if data:
+            source = csv_source(data, speed=speed, symbols=symbols)
+        trader = SimTrader(config, source=source, days=args.days, speed=speed)
+    except ValueError as exc:
+        print(f"cannot start the sim run: {exc}", file=sys.stderr)
+        return 2
     print(f"Sim mode. Data: {trader.source.description}", flush=True)
     if trader.source.synthetic:
         print("NOTE: the prices in this run are SYNTHETIC (made up by the project), not market data.", flush=True)
+    if trader.symbols_without_data:
+        print(f"NOTE: no data for {', '.join(trader.symbols_without_data)}: not traded in this run.", flush=True)
     for line in trader.blocked_scopes():
         print(f"NOTE: {line}", flush=True)
 
@@ -91,6 +98,9 @@ def command_run(config: AppConfig, args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
+    except ValueError as exc:  # e.g. a data file that is not kline CSV at all
+        print(f"the sim run stopped: {exc}", file=sys.stderr)
+        return 2
     finally:
         trader.close()
     return 0

@@ -82,7 +82,8 @@ def csv_source(paths: Sequence[Path], *, speed: float = 0.0, symbols: Sequence[s
             continue
         if symbol in streams:
             raise ValueError(f"two data files for {symbol}: give one file per symbol ({path})")
-        streams[symbol] = read_klines_csv(path, symbol)
+        # A malformed row is logged (file and line) and skipped, like a malformed WebSocket frame.
+        streams[symbol] = read_klines_csv(path, symbol, skip_bad=True)
     if not streams:
         raise ValueError(f"none of the data files {', '.join(map(str, paths))} is for a configured symbol "
                          f"({', '.join(symbols or [])})")

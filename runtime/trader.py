@@ -180,6 +180,12 @@ class SimTrader:
                 warmup = max(self.runner.warmup_candles(s) for s in self.symbols)
                 source = synthetic_source(self.symbols, days=days, warmup=warmup, speed=speed)
         self.source = source
+        unknown = sorted(set(source.streams) - set(self.symbols))
+        if unknown:
+            raise ValueError(f"data for {', '.join(unknown)}, which {settings.symbols_file} does not configure")
+        #: Configured symbols the data does not cover: their strategies get no candles and never trade this run.
+        self.symbols_without_data = [s for s in self.symbols if s not in source.streams]
+        self.symbols = [s for s in self.symbols if s in source.streams]
         self.heartbeat = Heartbeat(heartbeat_path or settings.status_dir / HEARTBEAT_FILE,
                                    settings.heartbeat_interval_sec)
         self._pending_candles: list[Candle] = []

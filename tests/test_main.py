@@ -110,3 +110,24 @@ def test_live_modes_refuse_clearly_and_never_print_the_secret(env, tmp_path) -> 
     logs = (tmp_path / "logs" / "trader.log").read_text() if (tmp_path / "logs" / "trader.log").exists() else ""
     for text in (config.stdout, config.stderr, run.stdout, run.stderr, logs):
         assert CANARY not in text
+
+
+def test_a_users_own_csv_for_one_symbol_with_a_bad_row(env, tmp_path) -> None:
+    from marketdata.synthetic import synthetic_candles
+    from utils.klines_csv import write_klines_csv
+
+    path = tmp_path / "BTCUSDT-1m-2023-04-20.csv"
+    write_klines_csv(path, synthetic_candles("BTCUSDT", start_ms=1_681_948_800_000, count=400))
+    lines = path.read_text().splitlines()
+    lines.insert(200, "1681960740000,not-a-price,1,1,1,1,1681960799999,1,1,1,1")
+    path.write_text("\n".join(lines) + "\n")
+    result = run_main(["run", "--data", str(path)], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no data for ETHUSDT, LTCUSDT" in result.stdout and "Run summary" in result.stdout
+    # 400 good rows, the first 104 spent on warm-up (the slow EMA's 4 x 26), the bad row skipped
+    assert "minutes         296 (296 candles)" in result.stdout, result.stdout
+    assert any("BTCUSDT-1m-2023-04-20.csv" in line and "skipped" in line.lower() for line in result.stderr.splitlines())
+    unknown = tmp_path / "DOGEUSDT-1m-2023-04-20.csv"
+    unknown.write_text(path.read_text())
+    refused = run_main(["run", "--data", str(unknown)], env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr and "DOGEUSDT" in refused.stderr

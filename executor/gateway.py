@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from simulator.engine import SimExchange
 from utils.binance_parse import PayloadError, UserEvent, parse_user_event
-from utils.domain import ZERO, AlgoStatus, Fill, Order, OrderIntent, OrderType, Position
+from utils.domain import ZERO, AlgoStatus, Fill, Order, OrderIntent, Position
 from utils.errors import BinanceError, OutcomeUnknownError
 
 log = logging.getLogger("executor.gateway")
@@ -174,6 +174,3 @@ class SimGateway:
     def pending_events(self) -> int:
         return len(self._events)
 
-
-def is_market(order_type: OrderType) -> bool:
-    return order_type is OrderType.MARKET

@@ -54,7 +54,6 @@ class ReplaySource:
         return self.warmup
 
     async def minutes(self) -> AsyncIterator[list[Candle]]:
-        previous_open: int | None = None
         loop = asyncio.get_running_loop()
         started_wall = loop.time()
         started_data: int | None = None
@@ -67,9 +66,8 @@ class ReplaySource:
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            previous_open = open_time
             self.candles_emitted += len(group)
-            self.last_open_time = previous_open
+            self.last_open_time = open_time
             yield group
 
 

@@ -225,15 +225,13 @@ class SimTrader:
         """Strategies get the candles they asked for: from the database first, then the feed's first candles."""
         needed = {symbol: self.runner.warmup_candles(symbol) for symbol in self.symbols}
         from_database: dict[str, list[Candle]] = {}
-        first = self.source.streams
-        peeked: dict[str, Candle] = {}
+        streams = self.source.streams
         for symbol, count in needed.items():
-            iterator = iter(first[symbol])
-            head = next(iterator, None)
+            iterator = iter(streams[symbol])
+            head = next(iterator, None)  # the replay's first candle: the database must end right before it
             if head is None:
                 continue
-            peeked[symbol] = head
-            first[symbol] = _prepend(head, iterator)
+            streams[symbol] = _prepend(head, iterator)
             stored = self.repository.load_candles(symbol, count, before_open_time=head.open_time)
             contiguous = bool(stored) and stored[-1].open_time == head.open_time - 60_000 and len(stored) == count
             if contiguous:

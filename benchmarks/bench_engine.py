@@ -20,9 +20,9 @@ import gc
 import platform
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,7 +103,7 @@ def resting_limit_orders(candles: list[Candle]) -> tuple[int, int]:
     quantity = Decimal("0.001")
     count = 0
     elapsed = 0
-    for previous, candle in zip(candles, candles[1:4001]):
+    for previous, candle in zip(candles, candles[1:4001], strict=False):
         price = max(candle.high - tick, previous.close + tick)
         if price >= candle.high:
             clock.set(candle.close_time)

@@ -28,7 +28,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from database.types import ExactDecimal
 from utils.domain import (
-    TradingState,
     ZERO,
     Order,
     OrderIntent,
@@ -37,6 +36,7 @@ from utils.domain import (
     PositionSide,
     Side,
     TimeInForce,
+    TradingState,
     WorkingType,
 )
 

@@ -36,7 +36,6 @@ from database.models import (
     RiskStateRecord,
     RiskStateRow,
     SignalRow,
-    TradingState,
 )
 from database.types import decimal_to_text, storable_decimal
 from utils.clock import Clock, SystemClock
@@ -55,6 +54,7 @@ from utils.domain import (
     Signal,
     SignalSide,
     TimeInForce,
+    TradingState,
     WorkingType,
 )
 
@@ -83,9 +83,16 @@ _SQLITE_CANDLE_INSERT = (
     f"INSERT INTO {CANDLES.name} ({', '.join(_CANDLE_COLUMNS)}) VALUES ({', '.join('?' for _ in _CANDLE_COLUMNS)}) "
     f"ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO NOTHING"
 )
+
+
+def _postgres_type(column: Any) -> str:
+    compiled: str = column.type.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
+    return compiled
+
+
 _POSTGRES_CANDLE_INSERT = (
     f"INSERT INTO {CANDLES.name} ({', '.join(_CANDLE_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{column.type.compile(dialect=postgresql.dialect())}[]" for column in CANDLES.columns)
+    + ", ".join(f"%s::{_postgres_type(column)}[]" for column in CANDLES.columns)
     + f") ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO NOTHING"
 )
 _OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)

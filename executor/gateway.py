@@ -89,7 +89,7 @@ class SimGateway:
         """Make the next ``operation`` call fail with ``fault`` (queued; one fault per call)."""
         self._faults.append((operation, fault))
 
-    def _call(self, operation: str, action: Callable[[], Any]) -> Any:
+    def _call[Result](self, operation: str, action: Callable[[], Result]) -> Result:
         self.requests += 1
         fault = None
         if self._faults and self._faults[0][0] == operation:

@@ -158,7 +158,7 @@ class StateRecord:
             parse_scope(scope)
             return cls(
                 scope=scope,
-                state=TradingState(data["state"]),
+                state=TradingState(str(data["state"])),
                 reason=str(data.get("reason", "")),
                 guard=str(data.get("guard", "")),
                 since_ms=int(data.get("since_ms", 0)),  # type: ignore[call-overload]

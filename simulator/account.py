@@ -7,10 +7,10 @@ entry prices and unrealized PnL keep full precision.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from collections.abc import Mapping, Sequence
 
 from utils.domain import PositionSide
 from utils.filters import SymbolFilters
@@ -58,12 +58,15 @@ def parse_leverage_brackets(document: Sequence[Mapping[str, Any]]) -> dict[str, 
 
 
 def default_brackets(filters: SymbolFilters, maint_margin_rate: Decimal | None = None) -> tuple[LeverageBracket, ...]:
-    """One unlimited tier from exchangeInfo: maintenance = ``maintMarginPercent``, max leverage = 100 / ``requiredMarginPercent``.
+    """One unlimited tier from exchangeInfo.
+
+    Maintenance = ``maintMarginPercent``, max leverage = 100 / ``requiredMarginPercent``.
 
     With Binance's usual 2.5 % / 5 % that is 20x with a 2.5 % maintenance rate.
     """
     rate = maint_margin_rate if maint_margin_rate is not None else filters.maint_margin_percent / 100
-    max_leverage = max(1, int(Decimal(100) / filters.required_margin_percent)) if filters.required_margin_percent else 20
+    required = filters.required_margin_percent
+    max_leverage = max(1, int(Decimal(100) / required)) if required else 20
     return (LeverageBracket(1, max_leverage, UNLIMITED_NOTIONAL, ZERO, rate, ZERO),)
 
 

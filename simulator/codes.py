@@ -29,9 +29,11 @@ POSITION_SIDE_NOT_MATCH = (-4061, "Order's position side does not match user's s
 POSITION_SIDE_OPEN_ORDERS = (-4067, "Position side cannot be changed if there exists open orders.")
 POSITION_SIDE_POSITION = (-4068, "Position side cannot be changed if there exists position.")
 DUPLICATED_CLIENT_ORDER_ID = (-4116, "ClientOrderId is duplicated.")
-USE_ALGO_ENDPOINT = (-4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.")
+USE_ALGO_ENDPOINT = (
+    -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.")
 MARKET_ORDER_PERCENT_PRICE = (-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit.")
-CLOSE_POSITION_EXISTS = (-4130, "An open stop or take profit order with GTE and closePosition in the direction is existing.")
+CLOSE_POSITION_EXISTS = (
+    -4130, "An open stop or take profit order with GTE and closePosition in the direction is existing.")
 QUANTITY_WITH_CLOSE_POSITION = (-4137, "Quantity must be zero with closePosition equals true")
 ISOLATED_LEVERAGE_REDUCTION = (-4161, "Leverage reduction is not supported in Isolated Margin Mode with open positions")
 FOK_REJECT = (-5021, "Due to the order could not be filled immediately, the FOK order has been rejected. "

@@ -13,13 +13,14 @@ import dataclasses
 import random
 import re
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from collections.abc import Callable, Mapping, Sequence
 
 from simulator import codes, events, rest_shapes
 from simulator.account import (
+    UNLIMITED_NOTIONAL,
     ZERO,
     LeverageBracket,
     LiquidationLevel,
@@ -30,7 +31,6 @@ from simulator.account import (
     maintenance_margin,
     max_notional_for,
     to_wallet,
-    UNLIMITED_NOTIONAL,
 )
 from simulator.exchange_info import DEFAULT_LIQUIDATION_FEE_RATE, liquidation_fee_rates, load_exchange_info
 from simulator.matching import (
@@ -327,8 +327,8 @@ class SimExchange:
             state.positions[PositionSide.BOTH] = PositionState(name, PositionSide.BOTH)
             self._symbols[name] = state
         self._dual_side = False
-        self._listeners: list[Callable[[dict], None]] = []
-        self._pending: deque[dict] = deque()
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._pending: deque[dict[str, Any]] = deque()
         self._flushing = False
         self._rng = random.Random(config.seed)
         self._next_order_id = 1
@@ -365,7 +365,7 @@ class SimExchange:
                    config=dataclasses.replace(config, liquidation_fee_rate=rates), initial_balance=initial_balance)
 
     # ================================================================================================ listeners
-    def add_listener(self, callback: Callable[[dict], None]) -> None:
+    def add_listener(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Receive every user-data-stream event (treat the dicts as read-only; one dict goes to every listener)."""
         self._listeners.append(callback)
 
@@ -542,6 +542,8 @@ class SimExchange:
             self._check_market_percent_price(st, reference)
             marketable = True
         else:
+            if price is None:
+                raise codes.mandatory("price")
             reference = price
             marketable = st.has_candle and (price >= st.last_price if buying else price <= st.last_price)
             if time_in_force is TimeInForce.GTX and marketable:
@@ -651,7 +653,8 @@ class SimExchange:
         is_market = order_type in _MARKET_ALGO_TYPES
         if close_position:
             if not is_market:
-                raise BinanceError(-4136, f"Target strategy invalid for orderType {order_type.value},closePosition true")
+                raise BinanceError(
+                    -4136, f"Target strategy invalid for orderType {order_type.value},closePosition true")
             if quantity is not None:
                 raise codes.reject(codes.QUANTITY_WITH_CLOSE_POSITION)
             if reduce_only:
@@ -842,7 +845,7 @@ class SimExchange:
 
     # ================================================================================================ views
     def positions(self, symbol: str | None = None) -> list[Position]:
-        """Open positions (amount != 0); with a symbol, that symbol's position per side of the current mode, flat ones too."""
+        """Open positions (amount != 0); with a symbol, its position per side of the current mode (flat too)."""
         states = [self._symbol(symbol)] if symbol is not None else list(self._symbols.values())
         result = []
         for st in states:
@@ -1419,7 +1422,9 @@ class SimExchange:
                     total -= maintenance_margin(st.brackets, abs(position.amount) * st.mark_price)
         return total
 
-    def _pool_terms(self, st: _Symbol, positions: Sequence[PositionState]) -> list[tuple[Decimal, ...]]:
+    def _pool_terms(
+        self, st: _Symbol, positions: Sequence[PositionState]
+    ) -> list[tuple[Decimal, Decimal, Decimal, Decimal]]:
         terms = []
         for position in positions:
             if position.amount:

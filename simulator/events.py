@@ -7,9 +7,9 @@ attribute; ``.value`` goes through a descriptor and costs several times more on 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from collections.abc import Sequence
 
 from utils.domain import Order
 from utils.precision import to_wire
@@ -91,7 +91,8 @@ def order_trade_update(
 
 
 def balance_entry(wallet_balance: Decimal, cross_wallet_balance: Decimal, balance_change: Decimal) -> dict[str, str]:
-    return {"a": COMMISSION_ASSET, "wb": num(wallet_balance), "cw": num(cross_wallet_balance), "bc": num(balance_change)}
+    return {"a": COMMISSION_ASSET, "wb": num(wallet_balance), "cw": num(cross_wallet_balance),
+            "bc": num(balance_change)}
 
 
 def position_entry(

@@ -6,10 +6,10 @@ Where the values come from is written in docs/simulator.md ("Symbols").
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from collections.abc import Mapping
 
 from utils.filters import SymbolFilters, parse_exchange_info
 from utils.precision import to_decimal
@@ -23,7 +23,8 @@ DEFAULT_LIQUIDATION_FEE_RATE = Decimal("0.0125")
 def load_exchange_info(path: str | Path | None = None) -> dict[str, Any]:
     """The exchangeInfo document at ``path`` (default: the one shipped with the simulator), as parsed JSON."""
     with open(path or EXCHANGE_INFO_PATH, encoding="utf-8") as handle:
-        return json.load(handle)
+        document: dict[str, Any] = json.load(handle)
+    return document
 
 
 def load_symbol_filters(path: str | Path | None = None) -> dict[str, SymbolFilters]:

@@ -6,9 +6,9 @@ The wire-compatible server turns engine objects into these; field names and orde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from collections.abc import Sequence
 
 from simulator.events import SELF_TRADE_PREVENTION, num
 from utils.domain import Fill, Order, OrderType
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 ZERO = Decimal(0)
 
 
-def order_to_rest(order: Order, orig_type: OrderType | None = None, *, new_order_response: bool = False) -> dict[str, Any]:
+def order_to_rest(
+    order: Order, orig_type: OrderType | None = None, *, new_order_response: bool = False
+) -> dict[str, Any]:
     """GET /fapi/v1/order (and openOrders, DELETE /order) body; ``new_order_response`` gives POST /order's."""
     body: dict[str, Any] = {
         "avgPrice": num(order.avg_price),

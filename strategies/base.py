@@ -24,18 +24,23 @@ class StrategyParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
 
 
-class Strategy(ABC):
-    """Subclass it with ``name``, a nested ``Params``, ``warmup_candles`` and ``on_candle``; one file per strategy."""
+class Strategy[P: StrategyParams](ABC):
+    """Subclass it with ``name``, a nested ``Params``, ``warmup_candles`` and ``on_candle``; one file per strategy.
+
+    Name the params type when subclassing (``class EmaCrossover(Strategy["EmaCrossover.Params"])``) so that
+    ``self.params.fast`` is typed.
+    """
 
     name: ClassVar[str]
     Params: ClassVar[type[StrategyParams]] = StrategyParams
+    params: P
 
-    def __init__(self, symbol: str, params: StrategyParams | None = None) -> None:
-        params = self.Params() if params is None else params
-        if not isinstance(params, self.Params):
-            raise TypeError(f"{self.name} needs {self.Params.__qualname__} params, got {type(params).__qualname__}")
+    def __init__(self, symbol: str, params: P | None = None) -> None:
+        chosen: StrategyParams = self.Params() if params is None else params
+        if not isinstance(chosen, self.Params):
+            raise TypeError(f"{self.name} needs {self.Params.__qualname__} params, got {type(chosen).__qualname__}")
         self.symbol = symbol
-        self.params = params
+        self.params = chosen  # type: ignore[assignment]  # Params is P for every concrete strategy
 
     @property
     @abstractmethod

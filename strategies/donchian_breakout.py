@@ -22,7 +22,7 @@ from strategies.indicators import RollingMaximum, RollingMinimum
 from utils.domain import Candle, Signal, SignalSide
 
 
-class DonchianBreakout(Strategy):
+class DonchianBreakout(Strategy["DonchianBreakout.Params"]):
     name = "donchian_breakout"
 
     class Params(StrategyParams):

@@ -7,7 +7,7 @@ from strategies.indicators import Crossover, ExponentialMovingAverage
 from utils.domain import Candle, Signal, SignalSide
 
 
-class EmaCrossover(Strategy):
+class EmaCrossover(Strategy["EmaCrossover.Params"]):
     name = "ema_crossover"
 
     class Params(StrategyParams):

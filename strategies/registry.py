@@ -29,13 +29,13 @@ class StrategyError(ValueError):
     """A strategy that cannot be found, loaded or configured; the message says which and what to change."""
 
 
-def discover_strategies(package: str | Path = DEFAULT_PACKAGE) -> dict[str, type[Strategy]]:
+def discover_strategies(package: str | Path = DEFAULT_PACKAGE) -> dict[str, type[Strategy[Any]]]:
     """Every strategy of a folder, by name: ``package`` is an importable package name or a directory of ``.py`` files.
 
     Raises :class:`StrategyError` when a module fails to import, holds more than one strategy, or two modules
     use the same name.
     """
-    found: dict[str, type[Strategy]] = {}
+    found: dict[str, type[Strategy[Any]]] = {}
     origins: dict[str, Path] = {}
     for path, module in _strategy_modules(package):
         classes = [
@@ -66,7 +66,7 @@ def load_strategy(
     params: Mapping[str, Any] | None = None,
     *,
     package: str | Path = DEFAULT_PACKAGE,
-) -> Strategy:
+) -> Strategy[Any]:
     """A ready instance of strategy ``name`` for ``symbol``, its ``params`` (missing ones take defaults) validated."""
     strategies = discover_strategies(package)
     strategy_class = strategies.get(name)
@@ -76,7 +76,7 @@ def load_strategy(
     return strategy_class(symbol, validate_params(strategy_class, symbol, {} if params is None else params))
 
 
-def validate_params(strategy_class: type[Strategy], symbol: str, params: Mapping[str, Any]) -> Any:
+def validate_params(strategy_class: type[Strategy[Any]], symbol: str, params: Mapping[str, Any]) -> Any:
     """``strategy_class.Params`` built from ``params``, or a :class:`StrategyError` naming every bad field."""
     where = f"strategy {strategy_class.name!r} for {symbol}"
     if not isinstance(params, Mapping):
@@ -98,7 +98,7 @@ def validate_params(strategy_class: type[Strategy], symbol: str, params: Mapping
         ) from None
 
 
-def describe_params(strategy_class: type[Strategy]) -> str:
+def describe_params(strategy_class: type[Strategy[Any]]) -> str:
     """The params a strategy takes, with their types, limits and defaults: ``fast (integer >= 1, default 12), ...``."""
     schema = strategy_class.Params.model_json_schema()
     descriptions = []

@@ -23,7 +23,7 @@ from strategies.indicators import RelativeStrengthIndex
 from utils.domain import Candle, Signal, SignalSide
 
 
-class RsiReversion(Strategy):
+class RsiReversion(Strategy["RsiReversion.Params"]):
     name = "rsi_reversion"
 
     class Params(StrategyParams):

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from strategies.base import Strategy
 from utils.domain import Candle, MarkPrice, Signal, SignalSide
@@ -32,7 +33,7 @@ class DisabledStrategy:
 
 @dataclass(slots=True)
 class _Slot:
-    strategy: Strategy
+    strategy: Strategy[Any]
     last_open_time: int | None = None
     disabled: DisabledStrategy | None = None
 
@@ -40,13 +41,13 @@ class _Slot:
 class StrategyRunner:
     """Holds one strategy instance per (strategy name, symbol) and feeds them market data."""
 
-    def __init__(self, strategies: Iterable[Strategy] = ()) -> None:
+    def __init__(self, strategies: Iterable[Strategy[Any]] = ()) -> None:
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._slots_by_symbol: dict[str, list[_Slot]] = {}
         for strategy in strategies:
             self.add(strategy)
 
-    def add(self, strategy: Strategy) -> None:
+    def add(self, strategy: Strategy[Any]) -> None:
         """Run ``strategy`` too; each (strategy name, symbol) pair can be added once."""
         key = (strategy.name, strategy.symbol)
         if key in self._slots:
@@ -56,7 +57,7 @@ class StrategyRunner:
         self._slots_by_symbol.setdefault(strategy.symbol, []).append(slot)
 
     @property
-    def strategies(self) -> tuple[Strategy, ...]:
+    def strategies(self) -> tuple[Strategy[Any], ...]:
         """Every strategy instance, enabled or not, in the order added."""
         return tuple(slot.strategy for slot in self._slots.values())
 
@@ -74,7 +75,7 @@ class StrategyRunner:
         slots = self._slots_by_symbol.get(symbol, ())
         return max((slot.strategy.warmup_candles for slot in slots if slot.disabled is None), default=0)
 
-    def warm_up(self, strategy: Strategy, candles: Iterable[Candle]) -> int:
+    def warm_up(self, strategy: Strategy[Any], candles: Iterable[Candle]) -> int:
         """Feed history candles to one added strategy, discarding its signals; return how many it took."""
         slot = self._slots.get((strategy.name, strategy.symbol))
         if slot is None or slot.strategy is not strategy:
@@ -147,7 +148,7 @@ class StrategyRunner:
             return None
 
 
-def _check_signal(strategy: Strategy, signal: object) -> None:
+def _check_signal(strategy: Strategy[Any], signal: object) -> None:
     """Raise unless ``signal`` is a well-formed signal of this strategy for its symbol."""
     if not isinstance(signal, Signal):
         raise TypeError(f"{strategy.name} returned {type(signal).__name__}, not a Signal or None")

@@ -6,10 +6,10 @@ an order locally for the same reason, with the same code, as the exchange would.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from collections.abc import Mapping
 
 from utils.domain import OrderType, Side
 from utils.precision import (

@@ -214,14 +214,17 @@ def _candle_from_row(row: list[str], expected_columns: int, symbol: str, interva
     if len(row) != expected_columns:
         raise ValueError(f"{len(row)} columns where the file has {expected_columns}")
     open_time = to_milliseconds(_integer(row[0], "open_time"))
-    prices = [_decimal(row[index], name) for index, name in enumerate(("open", "high", "low", "close", "volume"), 1)]
+    open_, high, low, close, volume = (
+        _decimal(row[index], name) for index, name in enumerate(("open", "high", "low", "close", "volume"), 1)
+    )
     if len(row) == 6:
-        return Candle(symbol, open_time, open_time + interval_ms - 1, *prices, interval=interval)
+        close_time = open_time + interval_ms - 1
+        return Candle(symbol, open_time, close_time, open_, high, low, close, volume, interval=interval)
     return Candle(
         symbol,
         open_time,
         to_milliseconds(_integer(row[6], "close_time")),
-        *prices,
+        open_, high, low, close, volume,
         quote_volume=_decimal(row[7], "quote_volume"),
         trades=_integer(row[8], "trades"),
         taker_buy_volume=_decimal(row[9], "taker_buy_volume"),

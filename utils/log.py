@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TextIO
 
 REDACTED = "****"
 LOG_FILE_NAME = "trader.log"
@@ -184,18 +184,18 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
-class _CurrentStderrHandler(logging.StreamHandler):
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the moment of writing (so redirection and test capture work)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: ANN201 - matches logging.StreamHandler
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # noqa: ANN001 - the base class assigns it; we always use sys.stderr
+    def stream(self, value: TextIO) -> None:  # the base class assigns it; we always use sys.stderr
         pass
 
 

@@ -120,8 +120,9 @@ def test_the_canary_is_absent_from_config_errors_and_tracebacks(monkeypatch: pyt
 @pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
 def test_a_bad_secret_type_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even pydantic's own fallback message for a secret field does not show the input."""
-    from config.settings import Settings, problems_from_validation_error, _SECRET_FIELDS
     from pydantic import ValidationError
+
+    from config.settings import _SECRET_FIELDS, Settings, problems_from_validation_error
 
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, binance_api_secret=12345678901234)  # not a string

@@ -10,6 +10,7 @@ from database.models import IntentState
 from executor.gateway import Fault
 from executor.reconcile import reconcile
 from executor.risk import RiskLimits
+from tests.executor.harness import Harness, settings
 from utils.domain import (
     Candle,
     OrderIntent,
@@ -22,7 +23,6 @@ from utils.domain import (
     SignalSide,
     TimeInForce,
 )
-from tests.executor.harness import Harness, settings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ def test_synthetic_candles_are_valid_and_deterministic() -> None:
     again = list(synthetic_candles("BTCUSDT", start_ms=1_681_948_800_000, count=2_000, seed=3))
     other = list(synthetic_candles("BTCUSDT", start_ms=1_681_948_800_000, count=2_000, seed=4))
     assert first == again and first != other
-    for previous, candle in zip(first, first[1:]):
+    for previous, candle in zip(first, first[1:], strict=False):
         assert candle.open_time == previous.open_time + 60_000
         assert candle.open == previous.close
     for candle in first:

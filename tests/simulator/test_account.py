@@ -9,10 +9,9 @@ import pytest
 
 from simulator.account import PositionState, parse_leverage_brackets, to_wallet
 from simulator.engine import SimConfig
+from tests.simulator.conftest import read_candles
 from utils.domain import MarginType, OrderType, PositionSide, Side, TimeInForce
 from utils.errors import BinanceError
-
-from tests.simulator.conftest import read_candles
 
 pytestmark = pytest.mark.shared_data
 

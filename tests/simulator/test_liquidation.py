@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal as D
+from decimal import ROUND_FLOOR
+from decimal import Decimal as D
 
 import pytest
 

@@ -3,13 +3,20 @@ of their fills, and nothing fills at a price its candle did not trade."""
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal as D
+from decimal import ROUND_DOWN
+from decimal import Decimal as D
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, \
-    run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from simulator.account import parse_leverage_brackets, to_wallet
 from simulator.engine import SimConfig, SimExchange

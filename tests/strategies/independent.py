@@ -46,7 +46,7 @@ def rsi_series(closes: Sequence[float], period: int) -> list[float | None]:
     gains = exponential_average_series([max(change, 0.0) for change in changes], period, 1.0 / period)
     losses = exponential_average_series([max(-change, 0.0) for change in changes], period, 1.0 / period)
     series: list[float | None] = [None]  # the first close has no change
-    for gain, loss in zip(gains, losses):
+    for gain, loss in zip(gains, losses, strict=False):
         if gain is None or loss is None:
             series.append(None)
         elif gain + loss == 0:

@@ -45,7 +45,7 @@ def test_signals_follow_the_independent_channels(btc_candles: list[Candle], peri
     assert (SignalSide.FLAT in {side for _, side, _ in expected}) == (exit_period > 0)
     assert [(signal.candle_open_time, signal.side) for signal in signals] == [row[:2] for row in expected]
     by_open_time = {candle.open_time: candle for candle in btc_candles}
-    for signal, (open_time, side, level) in zip(signals, expected):
+    for signal, (open_time, side, level) in zip(signals, expected, strict=False):
         channel = exit_period if side is SignalSide.FLAT else period
         assert signal.reason.startswith(f"close={by_open_time[open_time].close} ")
         assert signal.reason.endswith(f" the {channel}-candle {'high' if 'above' in signal.reason else 'low'} {level}")

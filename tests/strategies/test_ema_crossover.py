@@ -22,7 +22,7 @@ def expected_crossings(candles: list[Candle], fast: int, slow: int) -> list[tupl
     closes = [float(candle.close) for candle in candles]
     readings = [
         (candle, fast_value, slow_value)
-        for candle, fast_value, slow_value in zip(candles, ema_series(closes, fast), ema_series(closes, slow))
+        for candle, fast_value, slow_value in zip(candles, ema_series(closes, fast), ema_series(closes, slow), strict=False)
         if fast_value is not None and slow_value is not None and fast_value != slow_value
     ]
     return [
@@ -40,7 +40,7 @@ def test_signals_are_the_independent_crossings(btc_candles: list[Candle], fast: 
     assert len(expected) > 50
     assert [(signal.candle_open_time, signal.side) for signal in signals] == [row[:2] for row in expected]
     by_open_time = {candle.open_time: candle for candle in btc_candles}
-    for signal, (open_time, side, fast_value, slow_value) in zip(signals, expected):
+    for signal, (open_time, side, fast_value, slow_value) in zip(signals, expected, strict=False):
         assert signal.time == by_open_time[open_time].close_time
         assert (signal.strategy, signal.symbol, signal.strength) == ("ema_crossover", "BTCUSDT", 1)
         direction = "above" if side is SignalSide.LONG else "below"

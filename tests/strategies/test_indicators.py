@@ -30,7 +30,7 @@ def assert_series_match(incremental: list[float | None], expected: list[float | 
     assert [value is None for value in incremental] == [value is None for value in expected]
     worst = max(
         (relative_difference(got, want), index)
-        for index, (got, want) in enumerate(zip(incremental, expected))
+        for index, (got, want) in enumerate(zip(incremental, expected, strict=False))
         if got is not None and want is not None
     )
     assert worst[0] <= TOLERANCE, f"relative difference {worst[0]:.3g} at candle {worst[1]}"
@@ -70,7 +70,7 @@ def test_rolling_extremes_match_slices(btc_candles: list[Candle], window: int) -
     lows = [candle.low for candle in btc_candles]
     maximum, minimum = RollingMaximum(window), RollingMinimum(window)
     before_high, before_low = [], []
-    for high, low in zip(highs, lows):
+    for high, low in zip(highs, lows, strict=False):
         before_high.append(maximum.value)  # the channel of the values before this one, as Donchian reads it
         before_low.append(minimum.value)
         maximum.update(float(high))

@@ -67,7 +67,7 @@ def test_signals_follow_the_independent_rsi(
         {SignalSide.LONG, SignalSide.SHORT} | ({SignalSide.FLAT} if exit_level else set())
     )
     assert [(signal.candle_open_time, signal.side) for signal in signals] == [row[:2] for row in expected]
-    for signal, (_, side, rsi, extreme) in zip(signals, expected):
+    for signal, (_, side, rsi, extreme) in zip(signals, expected, strict=False):
         assert float(re.match(rf"rsi{period}=([0-9.]+) ", signal.reason)[1]) == pytest.approx(rsi, abs=0.006)
         if side is SignalSide.FLAT:
             assert signal.strength == 1 and f"exit level {exit_level:g}" in signal.reason

@@ -57,7 +57,7 @@ class Misbehaving(Strategy):
 
 def interleave(*streams: list[Candle]) -> list[Candle]:
     """One candle of each symbol per minute, as the live feed delivers them."""
-    return list(chain.from_iterable(zip(*streams)))
+    return list(chain.from_iterable(zip(*streams, strict=False)))
 
 
 def standalone_signals(strategy: Strategy, candles: list[Candle]) -> list[Signal]:

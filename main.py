@@ -115,9 +115,9 @@ def command_status(config: AppConfig) -> int:
 
 
 def command_risk(config: AppConfig, args: argparse.Namespace) -> int:
+    from database.journal import persist_risk_record
     from database.repository import Repository
     from executor.risk import GLOBAL_SCOPE, RiskEngine, parse_scope, strategy_scope
-    from executor.service import persist_risk_record
     from runtime.trader import load_risk_state, risk_limits
     from utils.clock import SystemClock
 

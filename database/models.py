@@ -8,9 +8,8 @@ VARCHAR (no database enum types, so adding a value never needs a migration). The
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -29,8 +28,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from database.types import ExactDecimal
 from utils.domain import (
     ZERO,
+    IntentState,
     Order,
     OrderIntent,
+    OrderPurpose,
     OrderStatus,
     OrderType,
     PositionSide,
@@ -56,37 +57,6 @@ ENUM = String(32)
 CLIENT_ORDER_ID = String(64)
 NAME = String(64)
 ASSET = String(16)
-
-
-class IntentState(StrEnum):
-    """Where the bot is in placing an order (independent of the exchange's own order status)."""
-
-    PENDING_SEND = "PENDING_SEND"  # decided and saved, not yet sent
-    SENT = "SENT"  # request in flight
-    UNKNOWN = "UNKNOWN"  # timeout or 5xx: the order may exist; look it up before any retry
-    REJECTED = "REJECTED"  # the exchange refused it (see reject_code / reject_message)
-    NOT_FOUND = "NOT_FOUND"  # looked up after UNKNOWN: the exchange has no such order, it was never placed
-    ACKNOWLEDGED = "ACKNOWLEDGED"  # the exchange knows the order (it has an order_id)
-
-    @property
-    def rank(self) -> int:
-        """Progress order: a state only ever moves to a higher rank (the exchange's word ranks highest)."""
-        return _INTENT_RANK[self]
-
-    @property
-    def is_unresolved(self) -> bool:
-        """True while the order may still come to exist on the exchange without us hearing about it yet."""
-        return self in (IntentState.PENDING_SEND, IntentState.SENT, IntentState.UNKNOWN)
-
-
-_INTENT_RANK = {
-    IntentState.PENDING_SEND: 0,
-    IntentState.SENT: 1,
-    IntentState.UNKNOWN: 2,
-    IntentState.REJECTED: 3,
-    IntentState.NOT_FOUND: 3,
-    IntentState.ACKNOWLEDGED: 4,
-}
 
 
 class Base(DeclarativeBase):
@@ -126,7 +96,7 @@ class OrderRow(Base):
     # For a conditional (algo) order, order_id is the algoId; this is the orderId of the order its trigger placed.
     actual_order_id: Mapped[int | None] = mapped_column(BigInteger)
     strategy: Mapped[str] = mapped_column(NAME)
-    purpose: Mapped[str] = mapped_column(NAME)  # entry | exit | stop_loss | take_profit ("" if not ours)
+    purpose: Mapped[str] = mapped_column(NAME)  # an OrderPurpose value ("" in rows from before it existed)
     signal_time: Mapped[int] = mapped_column(BigInteger)
     intent_state: Mapped[str] = mapped_column(ENUM)
     reject_code: Mapped[int | None] = mapped_column(Integer)
@@ -232,6 +202,33 @@ class RiskStateRow(Base):
     details: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
 
 
+class RoundTripRow(Base):
+    """One round trip: a strategy's position from the fill that opened it until it was flat again."""
+
+    __tablename__ = "round_trips"
+    __table_args__ = (
+        Index(None, "status"),
+        Index(None, "strategy", "close_time"),
+        Index(None, "symbol", "close_time"),
+    )
+
+    trip_id: Mapped[str] = mapped_column(CLIENT_ORDER_ID, primary_key=True)  # the opening order's client id
+    strategy: Mapped[str] = mapped_column(NAME)  # "" when no strategy of ours owns it
+    symbol: Mapped[str] = mapped_column(SYMBOL)
+    position_side: Mapped[str] = mapped_column(ENUM)
+    direction: Mapped[str] = mapped_column(ENUM)  # BUY (long) or SELL (short)
+    status: Mapped[str] = mapped_column(ENUM)  # OPEN, CLOSED, ABANDONED
+    open_time: Mapped[int] = mapped_column(BigInteger)
+    close_time: Mapped[int | None] = mapped_column(BigInteger)
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
+    closed_quantity: Mapped[Decimal] = mapped_column(ExactDecimal())
+    entry_value: Mapped[Decimal] = mapped_column(ExactDecimal())
+    exit_value: Mapped[Decimal] = mapped_column(ExactDecimal())
+    realized_pnl: Mapped[Decimal] = mapped_column(ExactDecimal())
+    commission: Mapped[Decimal] = mapped_column(ExactDecimal())
+    fills: Mapped[int] = mapped_column(Integer)
+
+
 class AccountSnapshotRow(Base):
     """The account's balance for one asset at one moment."""
 
@@ -283,7 +280,7 @@ class OrderRecord:
     order_id: int | None  # None until acknowledged (the algoId for a conditional order)
     actual_order_id: int | None  # a triggered conditional order: the orderId of the order it placed
     strategy: str
-    purpose: str
+    purpose: OrderPurpose  # EXTERNAL for orders this bot did not place
     signal_time: int
     intent_state: IntentState
     reject_code: int | None
@@ -301,23 +298,11 @@ class OrderRecord:
         return self.intent_state.is_unresolved
 
     def to_intent(self) -> OrderIntent:
-        return OrderIntent(
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            side=self.side,
-            order_type=self.order_type,
-            quantity=self.quantity,
-            price=self.price,
-            time_in_force=self.time_in_force,
-            position_side=self.position_side,
-            reduce_only=self.reduce_only,
-            close_position=self.close_position,
-            stop_price=self.stop_price,
-            working_type=self.working_type,
-            strategy=self.strategy,
-            signal_time=self.signal_time,
-            purpose=self.purpose or "entry",
-        )
+        """The order as the bot decided it (the fields an :class:`OrderIntent` has, taken from this record)."""
+        values = {name: getattr(self, name) for name in _INTENT_FIELDS}
+        if values["purpose"] is OrderPurpose.EXTERNAL:
+            values["purpose"] = OrderPurpose.ENTRY if self.strategy else OrderPurpose.EXTERNAL
+        return OrderIntent(**values)
 
     def to_order(self) -> Order:
         """The exchange's view as a domain :class:`Order`; only for orders the exchange has reported."""
@@ -326,27 +311,18 @@ class OrderRecord:
                 f"order {self.client_order_id} ({self.symbol}) has no exchange report yet "
                 f"(intent_state={self.intent_state}, order_id={self.order_id}, status={self.status})"
             )
-        return Order(
-            symbol=self.symbol,
-            order_id=self.order_id,
-            client_order_id=self.client_order_id,
-            side=self.side,
-            order_type=self.order_type,
-            status=self.status,
-            quantity=self.quantity,
-            price=self.price if self.price is not None else ZERO,
-            time_in_force=self.time_in_force if self.time_in_force is not None else TimeInForce.GTC,
-            position_side=self.position_side,
-            reduce_only=self.reduce_only,
-            close_position=self.close_position,
-            stop_price=self.stop_price if self.stop_price is not None else ZERO,
-            executed_quantity=self.executed_quantity,
-            cum_quote=self.cum_quote,
-            avg_price=self.avg_price,
-            working_type=self.working_type,
-            create_time=self.create_time,
-            update_time=self.update_time,
-        )
+        values = {name: getattr(self, name) for name in _ORDER_FIELDS}
+        for name, default in (("price", ZERO), ("stop_price", ZERO), ("time_in_force", TimeInForce.GTC)):
+            if values[name] is None:
+                values[name] = default
+        return Order(**values)
+
+
+_INTENT_FIELDS = tuple(f.name for f in fields(OrderIntent))
+_ORDER_FIELDS = tuple(f.name for f in fields(Order))
+_missing = (set(_INTENT_FIELDS) | set(_ORDER_FIELDS)) - {f.name for f in fields(OrderRecord)}
+if _missing:
+    raise RuntimeError(f"OrderRecord lacks field(s) {sorted(_missing)} of OrderIntent / Order")
 
 
 @dataclass(frozen=True, slots=True)

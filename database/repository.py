@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import URL
 
 from database.engine import SQLITE_BEGIN_OPTION, json_default, make_engine
+from database.mapping import row_to, to_columns
 from database.models import (
     AccountSnapshotRecord,
     AccountSnapshotRow,
@@ -29,12 +30,12 @@ from database.models import (
     FillRow,
     FundingPaymentRecord,
     FundingPaymentRow,
-    IntentState,
     OrderRecord,
     OrderRow,
     PositionRow,
     RiskStateRecord,
     RiskStateRow,
+    RoundTripRow,
     SignalRow,
 )
 from database.types import decimal_to_text, storable_decimal
@@ -43,19 +44,17 @@ from utils.domain import (
     ZERO,
     Candle,
     Fill,
-    MarginType,
+    IntentState,
     Order,
     OrderIntent,
+    OrderPurpose,
     OrderStatus,
-    OrderType,
     Position,
-    PositionSide,
+    RoundTrip,
     Side,
     Signal,
-    SignalSide,
-    TimeInForce,
     TradingState,
-    WorkingType,
+    TripStatus,
 )
 
 ORDERS = cast(Table, OrderRow.__table__)
@@ -66,6 +65,7 @@ CANDLES = cast(Table, CandleRow.__table__)
 RISK_STATE = cast(Table, RiskStateRow.__table__)
 ACCOUNT_SNAPSHOTS = cast(Table, AccountSnapshotRow.__table__)
 FUNDING_PAYMENTS = cast(Table, FundingPaymentRow.__table__)
+ROUND_TRIPS = cast(Table, RoundTripRow.__table__)
 
 CANDLE_INTERVAL = "1m"
 _CANDLE_BATCH_ROWS = 5_000
@@ -96,6 +96,13 @@ _POSTGRES_CANDLE_INSERT = (
     + f") ON CONFLICT ({', '.join(_CANDLE_KEY)}) DO NOTHING"
 )
 _OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+#: An order row's columns that neither an OrderIntent nor an Order fills in, with their starting values.
+_ORDER_ROW_DEFAULTS: dict[str, Any] = {
+    "status": None, "time_in_force": None, "price": None, "stop_price": None, "executed_quantity": ZERO,
+    "cum_quote": ZERO, "avg_price": ZERO, "order_id": None, "actual_order_id": None, "strategy": "",
+    "purpose": OrderPurpose.EXTERNAL.value, "signal_time": 0, "reject_code": None, "reject_message": None,
+    "create_time": 0, "update_time": 0,
+}
 _UNRESOLVED_INTENT_STATES = tuple(state.value for state in IntentState if state.is_unresolved)
 
 
@@ -131,6 +138,7 @@ class Repository:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._owns_engine = owns_engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._transaction: Connection | None = None
 
     @classmethod
     def open(cls, db_url: str | URL, clock: Clock | None = None, *, apply_migrations: bool = True) -> Repository:
@@ -160,16 +168,39 @@ class Repository:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        if self._transaction is not None:
+            yield self._transaction
+            return
         with self.engine.connect() as connection:
             yield connection
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A transaction that holds SQLite's write lock from its start (PostgreSQL locks rows as it goes)."""
+        if self._transaction is not None:
+            yield self._transaction  # part of the caller's transaction()
+            return
         with self.engine.connect() as connection:
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
                 yield connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every read and write inside the block in one transaction: all of it is stored, or none of it.
+
+        For one thread at a time (the shell's single consumer); blocks do not nest.
+        """
+        if self._transaction is not None:
+            raise RuntimeError("Repository.transaction() blocks do not nest")
+        with self.engine.connect() as connection:
+            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with connection.begin():
+                self._transaction = connection
+                try:
+                    yield
+                finally:
+                    self._transaction = None
 
     def _insert(self, table: Table) -> PostgresInsert | SqliteInsert:
         return postgresql.insert(table) if self._postgres else sqlite.insert(table)
@@ -186,6 +217,7 @@ class Repository:
         *,
         state: IntentState = IntentState.PENDING_SEND,
         is_algo: bool | None = None,
+        time: int | None = None,
     ) -> bool:
         """Store an order the bot is about to send; True if stored now, False if it was already there.
 
@@ -193,37 +225,14 @@ class Repository:
         is conditional (those go through Binance's algo-order service). A different order under the same
         client_order_id (other symbol or side) is a bug and raises ValueError.
         """
-        now = self.clock.now_ms()
+        now = self.clock.now_ms() if time is None else time
         values = {
-            "client_order_id": intent.client_order_id,
-            "symbol": intent.symbol,
-            "side": intent.side.value,
-            "order_type": intent.order_type.value,
-            "status": None,
-            "position_side": intent.position_side.value,
-            "time_in_force": intent.time_in_force.value if intent.time_in_force is not None else None,
-            "working_type": intent.working_type.value,
-            "quantity": intent.quantity,
-            "price": intent.price,
-            "stop_price": intent.stop_price,
-            "executed_quantity": ZERO,
-            "cum_quote": ZERO,
-            "avg_price": ZERO,
-            "reduce_only": intent.reduce_only,
-            "close_position": intent.close_position,
+            **_ORDER_ROW_DEFAULTS,
+            **to_columns(intent),
             "is_algo": intent.order_type.is_conditional if is_algo is None else is_algo,
-            "order_id": None,
-            "actual_order_id": None,
-            "strategy": intent.strategy,
-            "purpose": intent.purpose,
-            "signal_time": intent.signal_time,
             "intent_state": state.value,
-            "reject_code": None,
-            "reject_message": None,
             "intent_time": now,
             "intent_state_time": now,
-            "create_time": 0,
-            "update_time": 0,
         }
         with self._write() as connection:
             if self._insert_if_absent(connection, ORDERS, ["client_order_id"], values):
@@ -241,6 +250,7 @@ class Repository:
         *,
         reject_code: int | None = None,
         reject_message: str | None = None,
+        time: int | None = None,
     ) -> bool:
         """Move an order's intent state forward (e.g. SENT, UNKNOWN, REJECTED); True if it changed.
 
@@ -254,7 +264,8 @@ class Repository:
             current = IntentState(row.intent_state)
             if state.rank <= current.rank:
                 return False
-            values: dict[str, Any] = {"intent_state": state.value, "intent_state_time": self.clock.now_ms()}
+            when = self.clock.now_ms() if time is None else time
+            values: dict[str, Any] = {"intent_state": state.value, "intent_state_time": when}
             if reject_code is not None:
                 values["reject_code"] = reject_code
             if reject_message is not None:
@@ -262,7 +273,7 @@ class Repository:
             connection.execute(update(ORDERS).where(ORDERS.c.id == row.id).values(values))
             return True
 
-    def update_order(self, order: Order, *, is_algo: bool | None = None) -> bool:
+    def update_order(self, order: Order, *, is_algo: bool | None = None, actual_order_id: int | None = None) -> bool:
         """Merge the exchange's report of an order into its row (creating it if new); True if anything changed.
 
         Reports may arrive late or out of order, so: the status only moves forward (NEW < PARTIALLY_FILLED <
@@ -275,6 +286,8 @@ class Repository:
             row = self._select_order(connection, order.client_order_id, for_update=True)
             if row is None:
                 values = self._new_order_values(order, is_algo)
+                if actual_order_id is not None:
+                    values["actual_order_id"] = actual_order_id
                 if self._insert_if_absent(connection, ORDERS, ["client_order_id"], values):
                     return True
                 # Another writer inserted it between our select and our insert: merge into theirs.
@@ -282,6 +295,8 @@ class Repository:
                 if row is None:
                     raise RuntimeError(f"order {order.client_order_id!r} conflicted on insert but cannot be read back")
             changes = self._merge_order(row, order, is_algo)
+            if actual_order_id is not None and row.actual_order_id is None:
+                changes["actual_order_id"] = actual_order_id
             if not changes:
                 return False
             connection.execute(update(ORDERS).where(ORDERS.c.id == row.id).values(changes))
@@ -290,35 +305,13 @@ class Repository:
     def _new_order_values(self, order: Order, is_algo: bool | None) -> dict[str, Any]:
         now = self.clock.now_ms()
         return {
-            "client_order_id": order.client_order_id,
-            "symbol": order.symbol,
-            "side": order.side.value,
-            "order_type": order.order_type.value,
-            "status": order.status.value,
-            "position_side": order.position_side.value,
-            "time_in_force": order.time_in_force.value,
-            "working_type": order.working_type.value,
-            "quantity": order.quantity,
-            "price": order.price,
-            "stop_price": order.stop_price,
-            "executed_quantity": order.executed_quantity,
-            "cum_quote": order.cum_quote,
-            "avg_price": order.avg_price,
-            "reduce_only": order.reduce_only,
-            "close_position": order.close_position,
+            **_ORDER_ROW_DEFAULTS,
+            **to_columns(order),
             "is_algo": order.order_type.is_conditional if is_algo is None else is_algo,
-            "order_id": order.order_id,
-            "actual_order_id": None,
-            "strategy": "",
-            "purpose": "",
-            "signal_time": 0,
+            "purpose": OrderPurpose.EXTERNAL.value,
             "intent_state": IntentState.ACKNOWLEDGED.value,
-            "reject_code": None,
-            "reject_message": None,
             "intent_time": now,
             "intent_state_time": now,
-            "create_time": order.create_time,
-            "update_time": order.update_time,
         }
 
     def _merge_order(self, row: Row[Any], order: Order, is_algo: bool | None) -> dict[str, Any]:
@@ -429,22 +422,7 @@ class Repository:
 
     def record_fill(self, fill: Fill) -> bool:
         """Store a trade; True if new, False if (symbol, trade_id) was already stored (which is left as it is)."""
-        values = {
-            "symbol": fill.symbol,
-            "trade_id": fill.trade_id,
-            "order_id": fill.order_id,
-            "client_order_id": fill.client_order_id,
-            "side": fill.side.value,
-            "position_side": fill.position_side.value,
-            "price": fill.price,
-            "quantity": fill.quantity,
-            "quote_quantity": fill.quote_quantity,
-            "commission": fill.commission,
-            "commission_asset": fill.commission_asset,
-            "realized_pnl": fill.realized_pnl,
-            "maker": fill.maker,
-            "time": fill.time,
-        }
+        values = to_columns(fill)
         with self._write() as connection:
             return self._insert_if_absent(connection, FILLS, ["symbol", "trade_id"], values)
 
@@ -476,20 +454,7 @@ class Repository:
 
         A report older (``update_time``) than the stored one is ignored; an equal or newer one replaces it.
         """
-        values = {
-            "symbol": position.symbol,
-            "position_side": position.position_side.value,
-            "amount": position.amount,
-            "entry_price": position.entry_price,
-            "break_even_price": position.break_even_price,
-            "realized_pnl": position.realized_pnl,
-            "unrealized_pnl": position.unrealized_pnl,
-            "mark_price": position.mark_price,
-            "isolated_wallet": position.isolated_wallet,
-            "leverage": position.leverage,
-            "margin_type": position.margin_type.value,
-            "update_time": position.update_time,
-        }
+        values = to_columns(position)
         key = (POSITIONS.c.symbol == position.symbol, POSITIONS.c.position_side == position.position_side.value)
         with self._write() as connection:
             row = connection.execute(select(POSITIONS).where(*key).with_for_update()).one_or_none()
@@ -514,19 +479,82 @@ class Repository:
         with self._read() as connection:
             return [_position(row) for row in connection.execute(statement)]
 
+    # --- round trips --------------------------------------------------------------------------------------------
+
+    def upsert_round_trip(self, trip: RoundTrip) -> bool:
+        """Store a round trip's latest state (keyed by ``trip_id``); True if anything changed.
+
+        A closed or abandoned trip is final: a later OPEN report for it changes nothing.
+        """
+        values = to_columns(trip)
+        key = ROUND_TRIPS.c.trip_id == trip.trip_id
+        with self._write() as connection:
+            row = connection.execute(select(ROUND_TRIPS).where(key).with_for_update()).one_or_none()
+            if row is None:
+                if self._insert_if_absent(connection, ROUND_TRIPS, ["trip_id"], values):
+                    return True
+                row = connection.execute(select(ROUND_TRIPS).where(key).with_for_update()).one()
+            if row.status != TripStatus.OPEN.value and trip.status is TripStatus.OPEN:
+                return False
+            changes = _changed(row, values)
+            if not changes:
+                return False
+            connection.execute(update(ROUND_TRIPS).where(key).values(changes))
+            return True
+
+    def round_trips(
+        self,
+        *,
+        status: TripStatus | None = None,
+        strategy: str | None = None,
+        symbol: str | None = None,
+        since_time: int | None = None,
+        limit: int | None = None,
+    ) -> list[RoundTrip]:
+        """Stored round trips, oldest opened first (with ``limit``: the newest ``limit`` of them)."""
+        statement = select(ROUND_TRIPS)
+        if status is not None:
+            statement = statement.where(ROUND_TRIPS.c.status == status.value)
+        if strategy is not None:
+            statement = statement.where(ROUND_TRIPS.c.strategy == strategy)
+        if symbol is not None:
+            statement = statement.where(ROUND_TRIPS.c.symbol == symbol)
+        if since_time is not None:
+            statement = statement.where(ROUND_TRIPS.c.open_time >= since_time)
+        if limit is not None:
+            statement = statement.order_by(ROUND_TRIPS.c.open_time.desc(), ROUND_TRIPS.c.trip_id.desc()).limit(limit)
+        else:
+            statement = statement.order_by(ROUND_TRIPS.c.open_time, ROUND_TRIPS.c.trip_id)
+        with self._read() as connection:
+            trips = [_round_trip(row) for row in connection.execute(statement)]
+        if limit is not None:
+            trips.reverse()
+        return trips
+
+    # --- what the execution core is seeded with at start -----------------------------------------------------------
+
+    def order_attribution(self) -> dict[str, tuple[str, OrderPurpose]]:
+        """Every stored client order id with the strategy and purpose it was placed for."""
+        statement = select(ORDERS.c.client_order_id, ORDERS.c.strategy, ORDERS.c.purpose)
+        with self._read() as connection:
+            return {row.client_order_id: (row.strategy, _purpose(row.purpose)) for row in connection.execute(statement)}
+
+    def fill_keys(self) -> tuple[set[tuple[str, int]], dict[str, int]]:
+        """(symbol, trade id) of every stored fill, and the highest trade id stored per symbol."""
+        keys: set[tuple[str, int]] = set()
+        last: dict[str, int] = {}
+        with self._read() as connection:
+            for symbol, trade_id in connection.execute(select(FILLS.c.symbol, FILLS.c.trade_id)):
+                keys.add((symbol, trade_id))
+                if trade_id > last.get(symbol, -1):
+                    last[symbol] = trade_id
+        return keys, last
+
     # --- signals ------------------------------------------------------------------------------------------------
 
     def record_signal(self, signal: Signal) -> bool:
         """Store a signal; True if new, False if (strategy, symbol, time, side) was already stored."""
-        values = {
-            "strategy": signal.strategy,
-            "symbol": signal.symbol,
-            "side": signal.side.value,
-            "strength": signal.strength,
-            "reason": signal.reason,
-            "time": signal.time,
-            "candle_open_time": signal.candle_open_time,
-        }
+        values = to_columns(signal)
         with self._write() as connection:
             return self._insert_if_absent(connection, SIGNALS, ["strategy", "symbol", "time", "side"], values)
 
@@ -711,86 +739,28 @@ def _check_same_order(row: Row[Any], client_order_id: str, symbol: str, side: Si
         )
 
 
+def _purpose(value: str) -> OrderPurpose:
+    return OrderPurpose(value) if value else OrderPurpose.EXTERNAL
+
+
 def _order_record(row: Row[Any]) -> OrderRecord:
-    return OrderRecord(
-        client_order_id=row.client_order_id,
-        symbol=row.symbol,
-        side=Side(row.side),
-        order_type=OrderType(row.order_type),
-        status=OrderStatus(row.status) if row.status is not None else None,
-        position_side=PositionSide(row.position_side),
-        time_in_force=TimeInForce(row.time_in_force) if row.time_in_force is not None else None,
-        working_type=WorkingType(row.working_type),
-        quantity=row.quantity,
-        price=row.price,
-        stop_price=row.stop_price,
-        executed_quantity=row.executed_quantity,
-        cum_quote=row.cum_quote,
-        avg_price=row.avg_price,
-        reduce_only=row.reduce_only,
-        close_position=row.close_position,
-        is_algo=row.is_algo,
-        order_id=row.order_id,
-        actual_order_id=row.actual_order_id,
-        strategy=row.strategy,
-        purpose=row.purpose,
-        signal_time=row.signal_time,
-        intent_state=IntentState(row.intent_state),
-        reject_code=row.reject_code,
-        reject_message=row.reject_message,
-        intent_time=row.intent_time,
-        intent_state_time=row.intent_state_time,
-        create_time=row.create_time,
-        update_time=row.update_time,
-    )
+    return row_to(OrderRecord, row, {"purpose": _purpose})
 
 
 def _fill(row: Row[Any]) -> Fill:
-    return Fill(
-        symbol=row.symbol,
-        trade_id=row.trade_id,
-        order_id=row.order_id,
-        client_order_id=row.client_order_id,
-        side=Side(row.side),
-        position_side=PositionSide(row.position_side),
-        price=row.price,
-        quantity=row.quantity,
-        quote_quantity=row.quote_quantity,
-        commission=row.commission,
-        commission_asset=row.commission_asset,
-        realized_pnl=row.realized_pnl,
-        maker=row.maker,
-        time=row.time,
-    )
+    return row_to(Fill, row)
 
 
 def _position(row: Row[Any]) -> Position:
-    return Position(
-        symbol=row.symbol,
-        position_side=PositionSide(row.position_side),
-        amount=row.amount,
-        entry_price=row.entry_price,
-        break_even_price=row.break_even_price,
-        realized_pnl=row.realized_pnl,
-        unrealized_pnl=row.unrealized_pnl,
-        mark_price=row.mark_price,
-        leverage=row.leverage,
-        margin_type=MarginType(row.margin_type),
-        isolated_wallet=row.isolated_wallet,
-        update_time=row.update_time,
-    )
+    return row_to(Position, row)
 
 
 def _signal(row: Row[Any]) -> Signal:
-    return Signal(
-        strategy=row.strategy,
-        symbol=row.symbol,
-        side=SignalSide(row.side),
-        strength=row.strength,
-        reason=row.reason,
-        time=row.time,
-        candle_open_time=row.candle_open_time,
-    )
+    return row_to(Signal, row)
+
+
+def _round_trip(row: Row[Any]) -> RoundTrip:
+    return row_to(RoundTrip, row)
 
 
 def _candle_storage_row(candle: Candle) -> tuple[str | int, ...]:
@@ -830,41 +800,12 @@ def _postgres_array_literal(values: tuple[str | int, ...], quoted: bool) -> str:
 
 
 def _candle(row: Row[Any]) -> Candle:
-    return Candle(
-        symbol=row.symbol,
-        open_time=row.open_time,
-        close_time=row.close_time,
-        open=row.open,
-        high=row.high,
-        low=row.low,
-        close=row.close,
-        volume=row.volume,
-        quote_volume=row.quote_volume,
-        trades=row.trades,
-        taker_buy_volume=row.taker_buy_volume,
-        taker_buy_quote_volume=row.taker_buy_quote_volume,
-        interval=CANDLE_INTERVAL,
-        closed=True,
-    )
+    return row_to(Candle, row, {"interval": lambda _: CANDLE_INTERVAL, "closed": lambda _: True})
 
 
 def _risk_state(row: Row[Any]) -> RiskStateRecord:
-    return RiskStateRecord(
-        scope=row.scope,
-        state=TradingState(row.state),
-        reason=row.reason,
-        consecutive_losses=row.consecutive_losses,
-        updated_at=row.updated_at,
-        details=row.details,
-    )
+    return row_to(RiskStateRecord, row)
 
 
 def _account_snapshot(row: Row[Any]) -> AccountSnapshotRecord:
-    return AccountSnapshotRecord(
-        time=row.time,
-        asset=row.asset,
-        wallet_balance=row.wallet_balance,
-        available_balance=row.available_balance,
-        equity=row.equity,
-        unrealized_pnl=row.unrealized_pnl,
-    )
+    return row_to(AccountSnapshotRecord, row)

@@ -7,8 +7,16 @@ import re
 
 #: Binance's rule for newClientOrderId.
 CLIENT_ORDER_ID_PATTERN = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+#: The shape of the ids this bot derives (see client_order_id and algo_client_id); anything else is not ours.
+_OUR_ID = re.compile(r"^[a-z0-9]{0,4}[0-9a-f]{4}-[A-Za-z0-9-]+-(en|ex|sl|tp|rv)[bs]?[0-9]*(-(sl|tp))?$")
 
 _PURPOSE_CODES = {"entry": "en", "exit": "ex", "stop_loss": "sl", "take_profit": "tp", "reverse": "rv"}
+
+
+def is_our_client_order_id(client_order_id: str) -> bool:
+    """Whether an id has the shape this bot gives its orders (``<tag>-...-<purpose code><side>``)."""
+    head, _, _ = client_order_id.partition(".r")
+    return bool(_OUR_ID.match(head))
 
 
 def client_order_id(strategy: str, symbol: str, signal_time_ms: int, purpose: str, side: str = "",
@@ -35,3 +43,25 @@ def algo_client_id(entry_client_order_id: str, purpose: str) -> str:
     code = _PURPOSE_CODES[purpose]
     base = entry_client_order_id[: 36 - 3]
     return f"{base}-{code}"
+
+
+def retry_client_order_id(original: str, attempt: int) -> str:
+    """The id of a deliberate new request replacing ``original`` (attempt 1, 2, ...), never confused with it.
+
+    Base ids never contain ``.``, so ``<original>.r<n>`` can equal no base id and no other retry's id. When the
+    original is too long to take the suffix, its head is kept with a hash of the whole of it.
+    """
+    if attempt < 1:
+        raise ValueError(f"retry attempt must be >= 1, got {attempt}")
+    suffix = f".r{attempt}"
+    if len(original) + len(suffix) <= 36:
+        candidate = original + suffix
+    else:
+        digest = hashlib.sha1(original.encode()).hexdigest()[:8]
+        candidate = f"{original[: 36 - len(suffix) - 9]}.{digest}{suffix}"
+    assert CLIENT_ORDER_ID_PATTERN.match(candidate), candidate
+    return candidate
+
+
+def is_retry_id(client_order_id: str) -> bool:
+    return ".r" in client_order_id

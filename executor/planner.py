@@ -18,6 +18,7 @@ from executor.ids import algo_client_id, client_order_id
 from utils.domain import (
     ZERO,
     OrderIntent,
+    OrderPurpose,
     OrderType,
     PositionMode,
     PositionSide,
@@ -83,7 +84,7 @@ def _exit_intent(signal: Signal, filters: SymbolFilters, amount: Decimal, positi
         position_side=position_side,
         # In hedge mode Binance refuses reduceOnly; closing is expressed by the position side instead.
         reduce_only=position_mode is PositionMode.ONEWAY,
-        strategy=signal.strategy, signal_time=signal.time, purpose="exit",
+        strategy=signal.strategy, signal_time=signal.time, purpose=OrderPurpose.EXIT,
     )
 
 
@@ -109,7 +110,7 @@ def _entry_intent(signal: Signal, settings: ExecutionSettings, filters: SymbolFi
         client_order_id=client_order_id(signal.strategy, signal.symbol, signal.time, "entry", side.value),
         symbol=signal.symbol, side=side, order_type=order_type, quantity=quantity, price=price,
         time_in_force=time_in_force, position_side=position_side, strategy=signal.strategy,
-        signal_time=signal.time, purpose="entry",
+        signal_time=signal.time, purpose=OrderPurpose.ENTRY,
     )
 
 
@@ -183,17 +184,19 @@ def protective_orders(entry: OrderIntent, entry_price: Decimal, settings: Execut
     exit_side = entry.side.opposite
     long = entry.side is Side.BUY
     one = Decimal(1)
-    for purpose, pct, order_type in (("stop_loss", settings.stop_loss_pct, OrderType.STOP_MARKET),
-                                     ("take_profit", settings.take_profit_pct, OrderType.TAKE_PROFIT_MARKET)):
+    for purpose, pct, order_type in (
+        (OrderPurpose.STOP_LOSS, settings.stop_loss_pct, OrderType.STOP_MARKET),
+        (OrderPurpose.TAKE_PROFIT, settings.take_profit_pct, OrderType.TAKE_PROFIT_MARKET),
+    ):
         if not pct:
             continue
         fraction = pct / Decimal(100)
-        if purpose == "stop_loss":
+        if purpose is OrderPurpose.STOP_LOSS:
             raw = entry_price * (one - fraction if long else one + fraction)
         else:
             raw = entry_price * (one + fraction if long else one - fraction)
         # Round towards the entry price: a stop never sits further away than asked.
-        trigger = filters.round_price(raw, Side.SELL if (purpose == "stop_loss") == long else Side.BUY)
+        trigger = filters.round_price(raw, Side.SELL if (purpose is OrderPurpose.STOP_LOSS) == long else Side.BUY)
         intents.append(OrderIntent(
             client_order_id=algo_client_id(entry.client_order_id, purpose), symbol=entry.symbol, side=exit_side,
             order_type=order_type, quantity=ZERO, stop_price=trigger, position_side=entry.position_side,

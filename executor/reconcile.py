@@ -1,156 +1,166 @@
-"""Bring the database and the executor's books in line with what the exchange says (after a restart/reconnect).
+"""Reconciliation as a plan: compare what the bot holds with what the exchange holds, and say what to change.
 
-Run at every start and after every user-data-stream reconnect. What the exchange reports wins; whatever cannot
-be explained (an order we think is open that the exchange has never heard of, a position the fills do not
-account for, an order nobody here placed) is reported, and on a real exchange it halts new entries until an
-operator clears the halt: the bot refuses to trade on a mismatch it cannot explain.
+A pure function (:func:`plan`) from the local books (the execution core's memory, seeded from the database) and an
+exchange snapshot (open orders, open algo orders, positions, account, every fill since the last one we hold,
+and a lookup of every order we think may be live) to a :class:`ReconcilePlan`: which orders resolved how, which
+fills are missing, which orders nobody here placed, and which differences nothing explains. The execution core
+applies the plan through its normal paths (so the books and the database move together); a shell never
+interprets it. Whatever cannot be explained halts new entries until an operator clears the halt: the bot
+refuses to trade on a mismatch it cannot explain.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field, replace
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
 
-from database.models import IntentState
-from executor.planner import Holding
-from executor.service import ORDER_NOT_FOUND, Executor, TrackedOrder
-from utils.domain import ZERO, OrderStatus, Position, PositionSide
-from utils.errors import BinanceError, OutcomeUnknownError
+from executor.commands import ExchangeSnapshot, LookupResult, Outcome
+from executor.ids import is_our_client_order_id
+from utils.domain import ZERO, Fill, IntentState, Order, OrderPurpose, OrderStatus, PositionSide
 
-log = logging.getLogger("executor.reconcile")
+PositionKey = tuple[str, PositionSide]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOrder:
+    """An order the bot thinks is (or may be) working on the exchange."""
+
+    symbol: str
+    is_algo: bool
+    intent_state: IntentState
+    first_sent: int
+    purpose: OrderPurpose
+    status: OrderStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalBooks:
+    live_orders: dict[str, LiveOrder]
+    holdings: dict[PositionKey, Decimal]  # non-zero positions, signed
+    owners: dict[PositionKey, str | None]
+    known_client_order_ids: frozenset[str]
+    fill_keys: frozenset[tuple[str, int]]
+    symbols: frozenset[str]
 
 
 @dataclass
-class ReconcileReport:
+class ReconcilePlan:
+    resolved: list[LookupResult] = field(default_factory=list)  # orders the exchange reported: apply them
+    never_placed: list[str] = field(default_factory=list)  # "not found" over the whole window
+    still_unknown: list[str] = field(default_factory=list)  # not found yet, but the window is still open
+    vanished: list[str] = field(default_factory=list)  # acknowledged once, now unknown to the exchange
+    foreign_orders: list[Order] = field(default_factory=list)  # open on the exchange, not placed by this bot
+    adopted_orders: list[Order] = field(default_factory=list)  # ours by their id, missing from the database
+    missing_fills: list[Fill] = field(default_factory=list)  # in trade order
+    fresh_account_flat: list[tuple[PositionKey, Decimal]] = field(default_factory=list)
+    flat_on_exchange: list[PositionKey] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)  # differences explained and repaired
-    problems: list[str] = field(default_factory=list)  # differences nobody can explain
-    halted: bool = False
+    warnings: list[str] = field(default_factory=list)  # worth a look, no reason to stop
+    problems: list[str] = field(default_factory=list)  # differences nothing explains: trading halts
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
 
 
-async def reconcile(executor: Executor) -> ReconcileReport:
-    report = ReconcileReport()
-    repository, gateway = executor.repository, executor.gateway
-    ephemeral = bool(getattr(gateway, "ephemeral", False))
-    try:
-        await _orders(executor, report, ephemeral)
-        await _foreign_orders(executor, report)
-        await _fills(executor, report)
-        await _positions(executor, report, ephemeral)
-        account = await gateway.account()
-        executor.wallet_balance = account.wallet_balance
-    except OutcomeUnknownError as exc:
-        report.problems.append(f"exchange did not answer during reconciliation: {exc}")
-    if report.problems and not ephemeral:
-        executor._halt("reconciliation found differences it cannot explain: " + "; ".join(report.problems[:5]))
-        report.halted = True
-    for line in report.fixed:
-        log.info("reconciled", extra={"detail": line})
-    for line in report.problems:
-        log.error("unexplained difference with the exchange", extra={"detail": line})
-    repository_positions = repository.positions()
-    log.info("reconciliation finished", extra={"fixed": len(report.fixed), "problems": len(report.problems),
-                                                "positions": len(repository_positions)})
-    return report
+def plan(local: LocalBooks, snapshot: ExchangeSnapshot, *, unknown_window_ms: int) -> ReconcilePlan:
+    result = ReconcilePlan()
+    _orders(local, snapshot, unknown_window_ms, result)
+    _foreign(local, snapshot, result)
+    _fills(local, snapshot, result)
+    _positions(local, snapshot, result)
+    return result
 
 
-async def _orders(executor: Executor, report: ReconcileReport, ephemeral: bool) -> None:
-    repository, gateway = executor.repository, executor.gateway
-    for record in repository.open_orders():
-        cid = record.client_order_id
-        try:
-            if record.is_algo:
-                ack = await gateway.query_algo_order(cid)
-                executor.orders.setdefault(cid, TrackedOrder(record.to_intent(), create_time=record.intent_time,
-                                                             is_algo=True))
-                executor._apply_algo_status(cid, ack.status, ack.algo_id)
-            else:
-                order = await gateway.query_order(record.symbol, cid)
-                repository.update_order(order)
-                if order.status.is_open:
-                    executor.orders[cid] = TrackedOrder(record.to_intent(), status=order.status,
-                                                        create_time=order.create_time or record.intent_time)
-            repository.mark_intent(cid, IntentState.ACKNOWLEDGED)
-            report.fixed.append(f"order {cid}: status taken from the exchange")
-        except BinanceError as exc:
-            if exc.code != ORDER_NOT_FOUND:
-                report.problems.append(f"order {cid}: lookup refused ({exc.code} {exc.msg})")
-                continue
-            if record.intent_state.is_unresolved and record.order_id is None:
-                repository.mark_intent(cid, IntentState.NOT_FOUND)
-                report.fixed.append(f"order {cid}: never reached the exchange (marked NOT_FOUND)")
-            elif ephemeral:
-                expired = replace(record.to_order(), status=OrderStatus.EXPIRED)
-                repository.update_order(expired, is_algo=record.is_algo)
-                report.fixed.append(f"order {cid}: the simulated exchange restarted empty (marked EXPIRED)")
-            else:
-                report.problems.append(f"order {cid} ({record.symbol}) is open here but unknown to the exchange")
-
-
-async def _foreign_orders(executor: Executor, report: ReconcileReport) -> None:
-    for order in await executor.gateway.open_orders():
-        if order.symbol not in executor.filters:
+def _orders(local: LocalBooks, snapshot: ExchangeSnapshot, window_ms: int, result: ReconcilePlan) -> None:
+    answered = {lookup.client_order_id: lookup for lookup in snapshot.lookups}
+    for cid, live in sorted(local.live_orders.items()):
+        lookup = answered.get(cid)
+        if lookup is None:
+            result.problems.append(f"order {cid} ({live.symbol}) was not looked up")
             continue
-        if executor.repository.get_order(order.client_order_id) is None:
-            executor.repository.update_order(order)
-            report.problems.append(f"order {order.client_order_id} ({order.symbol}) is open on the exchange but "
-                                   "was not placed by this bot")
-
-
-async def _fills(executor: Executor, report: ReconcileReport) -> None:
-    repository = executor.repository
-    for symbol in executor.filters:
-        known = repository.all_fills(symbol)
-        since = known[-1].time if known else None
-        added = 0
-        for fill in await executor.gateway.user_trades(symbol, start_time=since):
-            if repository.record_fill(fill):
-                added += 1
-        if added:
-            report.fixed.append(f"{symbol}: {added} fill(s) recorded that the stream had not delivered")
-
-
-def _owner_from_fills(executor: Executor, symbol: str, side: PositionSide) -> str | None:
-    """The strategy whose order last moved this position (its opener, under the one-owner rule)."""
-    for fill in reversed(executor.repository.all_fills(symbol)):
-        if fill.position_side is side:
-            record = executor.repository.get_order(fill.client_order_id)
-            if record is not None and record.strategy:
-                return record.strategy
-    return None
-
-
-async def _positions(executor: Executor, report: ReconcileReport, ephemeral: bool) -> None:
-    repository = executor.repository
-    exchange = {(p.symbol, p.position_side): p for p in await executor.gateway.positions()
-                if p.symbol in executor.filters}
-    stored = {(p.symbol, p.position_side): p for p in repository.positions()}
-    for key in sorted(set(exchange) | set(stored)):
-        theirs = exchange.get(key)
-        amount = theirs.amount if theirs is not None else ZERO
-        ours = stored[key].amount if key in stored else ZERO
-        if ours != amount:
-            if ephemeral:
-                report.fixed.append(f"{key[0]} {key[1].value}: stored {ours}, the fresh simulated exchange holds "
-                                    f"{amount}; stored position replaced")
-            else:
-                fills_sum = sum((f.side.sign * f.quantity for f in repository.all_fills(key[0])
-                                 if f.position_side is key[1]), ZERO)
-                if fills_sum == amount:
-                    report.fixed.append(f"{key[0]} {key[1].value}: position updated to {amount} (the fills "
-                                        "explain it)")
-                else:
-                    report.problems.append(f"{key[0]} {key[1].value}: exchange holds {amount}, our fills add up "
-                                           f"to {fills_sum}")
-        position = theirs if theirs is not None else Position(key[0], key[1], ZERO,
-                                                              update_time=executor.clock.now_ms())
-        repository.upsert_position(position)
-        executor.exchange_positions[key] = amount
-        executor.entry_prices[key] = position.entry_price
-        if amount != 0:
-            owner = _owner_from_fills(executor, key[0], key[1])
-            executor.holdings[key] = Holding(amount, owner)
-            if owner is None:
-                report.problems.append(f"{key[0]} {key[1].value}: position {amount} has no owning strategy here")
+        if lookup.outcome is Outcome.ACCEPTED:
+            result.resolved.append(lookup)
+            result.fixed.append(f"order {cid}: state taken from the exchange")
+            continue
+        if lookup.outcome is not Outcome.NOT_FOUND:
+            result.still_unknown.append(cid)
+            result.problems.append(f"order {cid} ({live.symbol}): lookup failed ({lookup.outcome.value} "
+                                   f"{lookup.code or ''} {lookup.message})")
+            continue
+        unresolved = live.status is None and live.intent_state.is_unresolved
+        if unresolved and (snapshot.fresh_account or snapshot.time - live.first_sent >= window_ms):
+            result.never_placed.append(cid)
+            result.fixed.append(f"order {cid}: never reached the exchange")
+        elif unresolved:
+            result.still_unknown.append(cid)
+            result.fixed.append(f"order {cid}: not on the exchange yet; looked up again until "
+                                f"{window_ms // 1000} s after it was sent")
+        elif snapshot.fresh_account:
+            result.vanished.append(cid)
+            result.fixed.append(f"order {cid}: the simulated exchange started a fresh account (marked EXPIRED)")
         else:
-            executor.holdings.pop(key, None)
+            result.problems.append(f"order {cid} ({live.symbol}) is open here but unknown to the exchange")
 
+
+def _foreign(local: LocalBooks, snapshot: ExchangeSnapshot, result: ReconcilePlan) -> None:
+    for order in snapshot.open_orders:
+        if order.symbol not in local.symbols or order.client_order_id in local.known_client_order_ids:
+            continue
+        if is_our_client_order_id(order.client_order_id):
+            result.adopted_orders.append(order)
+            result.warnings.append(f"order {order.client_order_id} ({order.symbol}) has our id but was not in "
+                                   "the database; adopted")
+        else:
+            result.foreign_orders.append(order)
+            result.warnings.append(f"order {order.client_order_id} ({order.symbol}) is open on the exchange but "
+                                   "was not placed by this bot; recorded as external and left alone")
+    for algo in snapshot.open_algo_orders:
+        if algo.symbol not in local.symbols or algo.client_algo_id in local.known_client_order_ids:
+            continue
+        owner = "has our id but was not in the database" if is_our_client_order_id(algo.client_algo_id) else \
+            "was not placed by this bot"
+        result.warnings.append(f"conditional order {algo.client_algo_id} ({algo.symbol}) is open on the exchange "
+                               f"and {owner}; left alone")
+
+
+def _fills(local: LocalBooks, snapshot: ExchangeSnapshot, result: ReconcilePlan) -> None:
+    missing = [f for f in snapshot.fills
+               if f.symbol in local.symbols and (f.symbol, f.trade_id) not in local.fill_keys]
+    unique = {(f.symbol, f.trade_id): f for f in missing}
+    result.missing_fills = sorted(unique.values(), key=lambda f: (f.time, f.symbol, f.trade_id))
+    per_symbol: dict[str, int] = defaultdict(int)
+    for fill in result.missing_fills:
+        per_symbol[fill.symbol] += 1
+    for symbol, count in sorted(per_symbol.items()):
+        result.fixed.append(f"{symbol}: {count} fill(s) recorded that the stream had not delivered")
+
+
+def _positions(local: LocalBooks, snapshot: ExchangeSnapshot, result: ReconcilePlan) -> None:
+    expected: dict[PositionKey, Decimal] = defaultdict(lambda: ZERO)
+    for key, amount in local.holdings.items():
+        expected[key] += amount
+    for fill in result.missing_fills:
+        expected[(fill.symbol, fill.position_side)] += fill.side.sign * fill.quantity
+    theirs: dict[PositionKey, Decimal] = {}
+    for position in snapshot.positions:
+        if position.symbol in local.symbols:
+            key = (position.symbol, position.position_side)
+            theirs[key] = theirs.get(key, ZERO) + position.amount
+    for key in sorted(set(expected) | set(theirs)):
+        ours = expected.get(key, ZERO)
+        exchange = theirs.get(key, ZERO)
+        label = f"{key[0]} {key[1].value}"
+        if ours == exchange:
+            if exchange == 0 and key in local.holdings:
+                result.flat_on_exchange.append(key)
+            elif exchange != 0 and local.owners.get(key) is None and key in local.holdings:
+                result.warnings.append(f"{label}: position {exchange} has no owning strategy here")
+            continue
+        if snapshot.fresh_account and exchange == 0:
+            result.fresh_account_flat.append((key, ours))
+            result.flat_on_exchange.append(key)
+            result.fixed.append(f"{label}: the books held {ours}; the fresh simulated account holds nothing")
+            continue
+        result.problems.append(f"{label}: exchange holds {exchange}, our fills add up to {ours}")

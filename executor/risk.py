@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from utils.domain import TradingState
+from utils.domain import ZERO, TradingState
 
-ZERO = Decimal(0)
 MS_PER_DAY = 86_400_000
 GLOBAL_SCOPE = "global"
 STRATEGY_SCOPE_PREFIX = "strategy:"
@@ -113,7 +112,7 @@ class RiskLimits:
 @dataclass(frozen=True, slots=True)
 class RiskDecision:
     allowed: bool
-    guard: str  # "" when allowed, else a Guard value
+    guard: Guard | None  # None when allowed
     reason: str  # for a person, with the numbers
 
 
@@ -124,7 +123,7 @@ class StateRecord:
     scope: str
     state: TradingState = TradingState.ACTIVE
     reason: str = ""
-    guard: str = ""  # which Guard set the state ("" while ACTIVE)
+    guard: Guard | None = None  # which guard set the state (None while ACTIVE)
     since_ms: int = 0
     consecutive_losses: int = 0
     day_start_ms: int = 0  # the UTC day the daily counters below belong to
@@ -137,13 +136,17 @@ class StateRecord:
         exits_only = " (exits only)" if self.state is TradingState.REDUCING else ""
         return f"{self.scope} {self.state}{exits_only} since {format_time(self.since_ms)} [{self.guard}]: {self.reason}"
 
+    def transition(self, state: TradingState, guard: Guard | None, reason: str, now_ms: int) -> StateRecord:
+        """This record moved to ``state`` (set by ``guard``, for ``reason``) at ``now_ms``."""
+        return replace(self, state=state, guard=guard, reason=reason, since_ms=now_ms)
+
     def to_dict(self) -> dict[str, str | int]:
         """Plain JSON-safe values (Decimal as a string)."""
         return {
             "scope": self.scope,
             "state": self.state.value,
             "reason": self.reason,
-            "guard": self.guard,
+            "guard": self.guard.value if self.guard is not None else "",
             "since_ms": self.since_ms,
             "consecutive_losses": self.consecutive_losses,
             "day_start_ms": self.day_start_ms,
@@ -160,7 +163,7 @@ class StateRecord:
                 scope=scope,
                 state=TradingState(str(data["state"])),
                 reason=str(data.get("reason", "")),
-                guard=str(data.get("guard", "")),
+                guard=Guard(str(data["guard"])) if data.get("guard") else None,
                 since_ms=int(data.get("since_ms", 0)),  # type: ignore[call-overload]
                 consecutive_losses=int(data.get("consecutive_losses", 0)),  # type: ignore[call-overload]
                 day_start_ms=int(data.get("day_start_ms", 0)),  # type: ignore[call-overload]
@@ -171,11 +174,11 @@ class StateRecord:
             raise ValueError(f"bad risk state record {dict(data)!r}: {exc!r}") from exc
 
 
-_ALLOWED = RiskDecision(True, "", "all risk guards passed")
+_ALLOWED = RiskDecision(True, None, "all risk guards passed")
 
 
 def _refuse(guard: Guard, reason: str) -> RiskDecision:
-    return RiskDecision(False, guard.value, reason)
+    return RiskDecision(False, guard, reason)
 
 
 class RiskEngine:
@@ -234,23 +237,19 @@ class RiskEngine:
         record = self._records.get(scope)
         if record is None:
             raise ValueError(f"no risk state for scope {scope!r}; known scopes: {sorted(self._records)}")
-        was = record.describe()
-        self._put(
-            replace(
-                record,
-                state=TradingState.ACTIVE,
-                guard="",
-                reason=f"cleared by operator (was {was})",
-                since_ms=now_ms,
-                consecutive_losses=0,
-            )
-        )
+        cleared = record.transition(TradingState.ACTIVE, None, f"cleared by operator (was {record.describe()})", now_ms)
+        self._put(replace(cleared, consecutive_losses=0))
         return self._records[scope]
+
+    def replace_state(self, record: StateRecord) -> None:
+        """Take a record an operator stored while the bot runs (e.g. a halt cleared with ``main.py risk clear``)."""
+        parse_scope(record.scope)
+        self._put(record)
 
     def _operator_set(self, scope: str, state: TradingState, reason: str, now_ms: int) -> StateRecord:
         parse_scope(scope)
         record = self._records.get(scope) or StateRecord(scope, day_start_ms=utc_day_start(now_ms))
-        self._put(replace(record, state=state, guard=Guard.OPERATOR.value, reason=reason, since_ms=now_ms))
+        self._put(record.transition(state, Guard.OPERATOR, reason, now_ms))
         return self._records[scope]
 
     # ---- facts ----------------------------------------------------------------------------------------------
@@ -285,15 +284,12 @@ class RiskEngine:
         )
         limit = self.limits_for(strategy).max_consecutive_losses
         if limit is not None and losses >= limit and record.state is not TradingState.HALTED:
-            record = replace(
-                record,
-                state=TradingState.HALTED,
-                guard=Guard.CONSECUTIVE_LOSSES.value,
-                reason=(
-                    f"{losses} consecutive losing trades reached limit {limit} (last: {symbol} {_usdt(realized_pnl)}"
-                    f" USDT); an operator must clear it: uv run main.py risk clear {record.scope}"
-                ),
-                since_ms=now_ms,
+            record = record.transition(
+                TradingState.HALTED,
+                Guard.CONSECUTIVE_LOSSES,
+                f"{losses} consecutive losing trades reached limit {limit} (last: {symbol} {_usdt(realized_pnl)}"
+                f" USDT); an operator must clear it: uv run main.py risk clear {record.scope}",
+                now_ms,
             )
         self._put(record)
         self._check_daily_loss(strategy, now_ms)
@@ -321,9 +317,19 @@ class RiskEngine:
     # ---- decisions ----------------------------------------------------------------------------------------
 
     def check_entry(
-        self, *, strategy: str, symbol: str, notional: Decimal, symbol_exposure: Decimal, now_ms: int
+        self,
+        *,
+        strategy: str,
+        symbol: str,
+        notional: Decimal,
+        symbol_exposure: Decimal,
+        now_ms: int,
+        pending_new_positions: int = 0,
     ) -> RiskDecision:
         """May ``strategy`` open or increase a position on ``symbol`` by ``notional`` USDT now?
+
+        ``pending_new_positions`` counts the strategy's entries already sent that will open a position when they
+        fill, so several entries in flight at once cannot together pass the daily limit.
 
         ``symbol_exposure`` is the current absolute notional on ``symbol`` across all strategies. Every guard applies.
         """
@@ -342,10 +348,11 @@ class RiskEngine:
         limits = self.limits_for(strategy)
 
         max_new = limits.max_new_positions_per_day
-        if max_new is not None and record.new_positions_today >= max_new:
+        if max_new is not None and record.new_positions_today + pending_new_positions >= max_new:
+            in_flight = f" (+{pending_new_positions} entries on their way)" if pending_new_positions else ""
             return _refuse(
                 Guard.MAX_NEW_POSITIONS,
-                f"{strategy} opened {record.new_positions_today} new positions on UTC day"
+                f"{strategy} opened {record.new_positions_today}{in_flight} new positions on UTC day"
                 f" {format_time(record.day_start_ms)[:10]} >= limit {max_new}",
             )
 
@@ -371,9 +378,9 @@ class RiskEngine:
         scopes = (GLOBAL_SCOPE, record.scope)
         blocking = [self._records[s] for s in scopes if self._records[s].state is not TradingState.ACTIVE]
         if not blocking:
-            return RiskDecision(True, "", "exits are always allowed")
+            return RiskDecision(True, None, "exits are always allowed")
         states = "; ".join(r.describe() for r in blocking)
-        return RiskDecision(True, "", f"exits are always allowed ({symbol}, while {states})")
+        return RiskDecision(True, None, f"exits are always allowed ({symbol}, while {states})")
 
     def expired_orders(
         self, open_orders: Iterable[tuple[str, int]], now_ms: int, *, strategy: str | None = None
@@ -408,12 +415,11 @@ class RiskEngine:
             return record
         record = replace(record, day_start_ms=day, realized_pnl_today=ZERO, new_positions_today=0)
         if record.state is TradingState.REDUCING and record.guard == Guard.DAILY_LOSS_LIMIT:
-            record = replace(
-                record,
-                state=TradingState.ACTIVE,
-                guard="",
-                reason=f"daily loss limit lifted at the new UTC day {format_time(day)[:10]} (was: {record.reason})",
-                since_ms=now_ms,
+            record = record.transition(
+                TradingState.ACTIVE,
+                None,
+                f"daily loss limit lifted at the new UTC day {format_time(day)[:10]} (was: {record.reason})",
+                now_ms,
             )
         self._put(record)
         self._check_daily_loss(strategy, now_ms)
@@ -430,15 +436,12 @@ class RiskEngine:
         if total > -limit:
             return
         self._put(
-            replace(
-                record,
-                state=TradingState.REDUCING,
-                guard=Guard.DAILY_LOSS_LIMIT.value,
-                reason=(
-                    f"daily loss {_usdt(-total)} USDT >= limit {_usdt(limit)} USDT"
-                    f" (realized {_usdt(realized)}, unrealized {_usdt(unrealized)})"
-                ),
-                since_ms=now_ms,
+            record.transition(
+                TradingState.REDUCING,
+                Guard.DAILY_LOSS_LIMIT,
+                f"daily loss {_usdt(-total)} USDT >= limit {_usdt(limit)} USDT"
+                f" (realized {_usdt(realized)}, unrealized {_usdt(unrealized)})",
+                now_ms,
             )
         )
 

@@ -1,13 +1,16 @@
-"""The sim-mode shell: wires the replay feed, simulated exchange, strategies, executor, database and heartbeat.
+"""The sim-mode shell: wires the replay feed, simulated exchange, strategies, execution core, database, heartbeat.
 
 Per minute of data, in this order (so the run is deterministic and nothing sees the future):
-1. the clock moves to the candles' close; the simulated exchange matches resting orders against them
+1. the core's timers that fall due before the minute's close fire (lookups, retries), each at its own time;
+2. the clock moves to the candles' close; the simulated exchange matches resting orders against them
    (orders placed after candle t can only fill on candles after t);
-2. the exchange's user-data events (fills of resting orders) go onto the bus;
-3. the candles (``market.kline``) and mark prices (``market.mark``) go onto the bus;
-4. the shell waits until every consumer is idle: strategies signal, the executor plans, checks, persists and
-   sends, the exchange answers, and those answers are processed too.
-A live shell differs only in steps 1-2 (the exchange is remote; its events come over the user-data stream).
+3. the exchange's user-data events (fills of resting orders) go onto the bus (``order.update``, ...);
+4. the candles (``market.kline``) and mark prices (``market.mark``) go onto the bus;
+5. the shell waits until every consumer is idle: strategies signal (``signal.*``); the execution core's single
+   consumer hands every input to the synchronous applier, which persists, sends to the in-process exchange and
+   feeds its answers back; the exchange's user-data events go onto the bus and come back to the core.
+A live shell differs in steps 2-3 (the exchange is remote; its events come over the user-data stream) and uses
+the asynchronous applier.
 """
 
 from __future__ import annotations
@@ -22,18 +25,29 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import AppConfig
+from database.journal import RepositoryJournal, load_seed
 from database.repository import Repository
-from executor.gateway import SimGateway
+from executor.commands import (
+    CandleInput,
+    Command,
+    MarkPriceInput,
+    SignalInput,
+    SubmitAlgoOrder,
+    SubmitOrder,
+    UserEventInput,
+)
+from executor.core import ExecutionCore, ExecutionPolicy
 from executor.planner import ExecutionSettings
 from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
-from executor.service import Executor
 from marketdata.replay import ReplaySource, csv_source, synthetic_source
+from runtime.applier import SyncApplier
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
+from simulator.gateway import SimGateway
 from strategies.registry import load_strategy
 from strategies.runner import StrategyRunner
-from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate
+from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
 from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, Signal
@@ -142,7 +156,7 @@ class SimTrader:
 
     def __init__(self, config: AppConfig, *, source: ReplaySource | None = None, days: float = 2.0,
                  speed: float | None = None, sim_config: SimConfig | None = None,
-                 heartbeat_path: Path | None = None) -> None:
+                 heartbeat_path: Path | None = None, policy: ExecutionPolicy | None = None) -> None:
         self.config = config
         settings = config.settings
         self.symbols = [symbol.symbol for symbol in config.symbols]
@@ -168,9 +182,17 @@ class SimTrader:
         scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in strategy_names]
         self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, scopes))
         self.position_mode = settings.position_mode
-        self.executor = Executor(
-            bus=self.bus, gateway=self.gateway, repository=self.repository, risk=self.risk, filters=self.filters,
-            settings=execution_settings(config), position_mode=self.position_mode, clock=self.clock,
+        self.core = ExecutionCore(
+            risk=self.risk, filters=self.filters, settings=execution_settings(config),
+            position_mode=self.position_mode, policy=policy, seed=load_seed(self.repository),
+            leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},
+        )
+        self.journal = RepositoryJournal(self.repository)
+        self._user_events: list[UserEvent] = []
+        self.applier = SyncApplier(
+            self.core, self.gateway, self.journal, now=self.clock.now_ms, user_events=self.gateway.take_user_events,
+            on_user_events=self._user_events.extend, on_command=self._on_command,
+            fresh_account=True,  # the in-process exchange starts empty every run (docs/decisions.md)
         )
         speed = settings.sim_speed if speed is None else speed
         if source is None:
@@ -209,17 +231,14 @@ class SimTrader:
             if self.exchange.margin_type(symbol.symbol) is not symbol.margin_type:
                 self.exchange.set_margin_type(symbol.symbol, symbol.margin_type)
 
-    async def _reconcile_at_start(self) -> None:
-        """Bring the database in line with the (fresh, in-process) simulated exchange.
+    def _reconcile_at_start(self) -> None:
+        """Bring the books and the database in line with the (fresh, in-process) simulated exchange.
 
         The simulated exchange lives only as long as the process, so orders an earlier sim run left open are
-        gone; they are marked EXPIRED, and positions the exchange does not hold are stored as flat.
+        gone: they are marked EXPIRED, and positions the exchange does not hold are closed in the books.
         """
-        from executor.reconcile import reconcile
-
-        report = await reconcile(self.executor)
-        if report.problems:
-            log.warning("start-up reconciliation", extra={"problems": report.problems})
+        self.applier.start()
+        self.gateway.take_user_events()
 
     def _warm_up(self) -> None:
         """Strategies get the candles they asked for: from the database first, then the feed's first candles."""
@@ -248,6 +267,7 @@ class SimTrader:
                 for candle in from_feed[symbol]:
                     self.clock.set(max(self.clock.now_ms(), candle.close_time))
                     self.exchange.on_candle(candle)
+                    self.core.last_price[symbol] = candle.close
             self.warmup_sources[symbol] = "database" if symbol in from_database else "feed"
             log.info("strategies warmed up", extra={"symbol": symbol, "candles": len(candles),
                                                     "source": self.warmup_sources[symbol]})
@@ -259,9 +279,8 @@ class SimTrader:
         self.clock.set(0)
         consumers = [
             (self.bus.subscribe(("market.kline", "market.mark"), name="strategies"), self._on_market_for_strategies),
-            (self.bus.subscribe(("market.*", "signal.*"), name="executor.signals"), self._on_market_for_executor),
-            (self.bus.subscribe(("order.request", "order.update", "algo.update", "account.update"),
-                                name="executor.orders"), self._on_order_channel),
+            (self.bus.subscribe(("market.*", "signal.*", "order.update", "algo.update", "account.update"),
+                                name="execution-core"), self._on_core_input),
             (self.bus.subscribe("market.kline", name="recorder"), self._on_candle_for_recorder),
         ]
         self._tasks = [asyncio.create_task(consume(sub, handler), name=f"consume:{sub.name}")
@@ -272,7 +291,7 @@ class SimTrader:
         try:
             self._warm_up()
             self._configure_exchange()
-            await self._reconcile_at_start()
+            self._reconcile_at_start()
             self._feed_state = "replaying"
             async for group in self.source.minutes():
                 await self._process_minute(group)
@@ -301,7 +320,9 @@ class SimTrader:
         self._stopping.set()
 
     async def _process_minute(self, group: list[Candle]) -> None:
-        self.clock.set(max(self.clock.now_ms(), max(candle.close_time for candle in group)))
+        close = max(candle.close_time for candle in group)
+        self.applier.tick_until(close - 1, set_time=self._set_time)  # every consumer is idle here
+        self.clock.set(max(self.clock.now_ms(), close))
         for candle in group:
             self.exchange.on_candle(candle)
         await self._publish_user_events()
@@ -317,9 +338,14 @@ class SimTrader:
         self._last_message_wall = time.monotonic()
         await self._quiesce()
 
+    def _set_time(self, now: int) -> None:
+        self.clock.set(max(self.clock.now_ms(), now))
+
     async def _publish_user_events(self) -> int:
-        count = 0
-        for event in self.gateway.take_user_events():
+        """The exchange's user-data events onto the bus, as a user-data stream delivers them."""
+        self._user_events.extend(self.gateway.take_user_events())
+        events, self._user_events[:] = list(self._user_events), []
+        for event in events:
             if isinstance(event, OrderUpdate):
                 channel = "order.update"
             elif isinstance(event, AlgoUpdate):
@@ -329,8 +355,7 @@ class SimTrader:
             else:
                 continue
             await self.bus.publish(channel, event)
-            count += 1
-        return count
+        return len(events)
 
     async def _quiesce(self) -> None:
         """Wait until every consumer is idle and the exchange has no unpublished events."""
@@ -339,7 +364,7 @@ class SimTrader:
             if await self._publish_user_events() == 0 and all(
                     stats["depth"] == 0 for stats in self.bus.stats().values()):
                 await self.bus.drain()
-                if self.gateway.pending_events == 0:
+                if not self._user_events and self.gateway.pending_events == 0:
                     return
 
     # ------------------------------------------------------------------------------------------ consumers
@@ -351,20 +376,23 @@ class SimTrader:
         for signal in signals:
             await self.bus.publish(f"signal.{signal.strategy}", signal)
 
-    async def _on_market_for_executor(self, event: Event) -> None:
+    async def _on_core_input(self, event: Event) -> None:
+        """The execution core's single consumer: every input goes through here, one at a time."""
         payload = event.payload
         if event.channel == "market.kline":
-            await self.executor.on_candle(payload)
+            self.applier.feed(CandleInput(payload))
         elif event.channel == "market.mark":
-            await self.executor.on_mark_price(payload)
+            self.applier.feed(MarkPriceInput(payload))
         elif isinstance(payload, Signal):
-            await self.executor.on_signal(payload)
-
-    async def _on_order_channel(self, event: Event) -> None:
-        if event.channel == "order.request":
-            await self.executor.on_order_request(event.payload)
+            self.applier.feed(SignalInput(payload))
         else:
-            await self.executor.on_user_event(event.payload)
+            self.applier.feed(UserEventInput(payload, self.clock.now_ms()))
+        await self._publish_user_events()
+
+    def _on_command(self, command: Command) -> None:
+        """Publish what the core did, for any other consumer (notifications, audits)."""
+        if isinstance(command, (SubmitOrder, SubmitAlgoOrder)):
+            self.bus.publish_nowait("order.request", command.intent)
 
     async def _on_candle_for_recorder(self, event: Event) -> None:
         self._pending_candles.append(event.payload)
@@ -417,7 +445,7 @@ class SimTrader:
                                     "data": self.source.description, "synthetic": self.source.synthetic})
         hb.section("feed", self._feed_status)
         hb.section("user_stream", lambda: {"state": "in-process (simulated exchange)",
-                                           "pending_events": self.gateway.pending_events})
+                                           "pending_events": self.gateway.pending_events + len(self._user_events)})
         hb.section("database", self._database_status)
         hb.section("bus", self.bus.stats)
         hb.section("trading", self._trading_status)
@@ -425,14 +453,14 @@ class SimTrader:
             {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
              "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
              "status": t.status.value if t.status else "PENDING"}
-            for cid, t in self.executor.orders.items() if t.is_open])
+            for cid, t in self.core.open_orders_by_id().items()])
         hb.section("positions", lambda: [
             {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
-             "entry_price": str(self.executor.entry_prices.get((s, side), ZERO))}
-            for (s, side), h in self.executor.holdings.items() if h.amount])
-        hb.section("account", lambda: {"wallet_balance": str(self.executor.wallet_balance),
-                                       "equity": str(self.executor.equity())})
-        hb.section("executor", self.executor.stats.as_dict)
+             "entry_price": str(self.core.entry_prices.get((s, side), ZERO))}
+            for (s, side), h in self.core.holdings.items() if h.amount])
+        hb.section("account", lambda: {"wallet_balance": str(self.core.wallet_balance),
+                                       "equity": str(self.core.equity())})
+        hb.section("executor", self.core.stats.as_dict)
 
     def _feed_status(self) -> dict[str, Any]:
         age = None if self._last_message_wall is None else round(time.monotonic() - self._last_message_wall, 3)
@@ -462,8 +490,8 @@ class SimTrader:
         states = {scope: record.state.value for scope, record in sorted(self.risk.states().items())}
         return RunSummary(
             data=self.source.description, minutes=self._minutes, candles=self.source.candles_emitted,
-            signals=self.executor.stats.signals, orders_sent=self.executor.stats.sent,
-            fills=self.executor.stats.fills, closed_trades=self.executor.stats.closed_trades,
+            signals=self.core.stats.signals, orders_sent=self.core.stats.sent,
+            fills=self.core.stats.fills, closed_trades=self.core.stats.closed_trades,
             realized_pnl=account.realized_pnl, fees=account.fees_paid, funding=account.funding_total,
             wallet_balance=account.wallet_balance, equity=account.equity, start_balance=self.start_balance,
             open_positions=positions, open_orders=len(self.exchange.open_orders()),

@@ -78,9 +78,9 @@ def test_bad_configuration_is_one_clear_error(env) -> None:
 
 
 def test_risk_show_and_clear(env, tmp_path) -> None:
+    from database.journal import persist_risk_record
     from database.repository import Repository
     from executor.risk import RiskEngine, RiskLimits
-    from executor.service import persist_risk_record
 
     engine = RiskEngine(RiskLimits())
     engine.halt("strategy:ema_crossover", "operator test halt", 1_000)

@@ -84,7 +84,11 @@ def _str(data: Mapping[str, Any], key: str) -> str:
 # ------------------------------------------------------------------------------------------ user data
 @dataclass(frozen=True, slots=True)
 class OrderUpdate:
-    """An ORDER_TRADE_UPDATE: the order's new state, and the fill when the execution type is TRADE."""
+    """An ORDER_TRADE_UPDATE: the order's new state, and the fill when it traded.
+
+    A fill comes with execution type TRADE, and with CALCULATED for a liquidation or ADL (Binance reports those
+    fills as CALCULATED, with a trade id and last quantity like any other fill).
+    """
 
     event_time: int
     execution_type: ExecutionType
@@ -116,6 +120,7 @@ class AlgoUpdate:
     reduce_only: bool
     working_type: WorkingType
     reject_reason: str
+    triggered_order_id: int | None = None  # ``ai``: the order placed when it triggered ("" before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +172,9 @@ def parse_order_trade_update(event: Mapping[str, Any]) -> OrderUpdate:
         update_time=trade_time,
     )
     fill = None
-    if execution_type is ExecutionType.TRADE:
+    if execution_type is ExecutionType.TRADE or (
+        execution_type is ExecutionType.CALCULATED and _dec(o, "l", ZERO) > 0
+    ):
         last_quantity = _dec(o, "l")
         last_price = _dec(o, "L")
         fill = Fill(
@@ -237,6 +244,7 @@ def parse_algo_update(event: Mapping[str, Any]) -> AlgoUpdate:
         reduce_only=bool(o.get("R", False)),
         working_type=_enum(WorkingType, o, "wt", WorkingType.CONTRACT_PRICE),
         reject_reason=str(o.get("rm") or ""),
+        triggered_order_id=_int(o, "ai") if o.get("ai") not in (None, "", "0", 0) else None,
     )
 
 

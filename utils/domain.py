@@ -120,6 +120,51 @@ class TradingState(StrEnum):
     HALTED = "HALTED"  # exits only, until an operator clears it
 
 
+class IntentState(StrEnum):
+    """Where the bot is in placing an order (independent of the exchange's own order status)."""
+
+    PENDING_SEND = "PENDING_SEND"  # decided and saved, not yet sent
+    SENT = "SENT"  # request in flight
+    UNKNOWN = "UNKNOWN"  # timeout or 5xx: the order may exist; look it up before any retry
+    REJECTED = "REJECTED"  # the exchange refused it (see reject_code / reject_message)
+    NOT_FOUND = "NOT_FOUND"  # looked up over the whole unknown-outcome window: the exchange never placed it
+    ACKNOWLEDGED = "ACKNOWLEDGED"  # the exchange knows the order (it has an order_id)
+
+    @property
+    def rank(self) -> int:
+        """Progress order: a state only ever moves to a higher rank (the exchange's word ranks highest)."""
+        return _INTENT_RANK[self]
+
+    @property
+    def is_unresolved(self) -> bool:
+        """True while the order may still come to exist on the exchange without us hearing about it yet."""
+        return self in (IntentState.PENDING_SEND, IntentState.SENT, IntentState.UNKNOWN)
+
+
+_INTENT_RANK = {
+    IntentState.PENDING_SEND: 0,
+    IntentState.SENT: 1,
+    IntentState.UNKNOWN: 2,
+    IntentState.REJECTED: 3,
+    IntentState.NOT_FOUND: 3,
+    IntentState.ACKNOWLEDGED: 4,
+}
+
+
+class OrderPurpose(StrEnum):
+    """What an order is for (the exchange does not know this; the bot does)."""
+
+    ENTRY = "entry"  # opens (or adds to) a strategy's position
+    EXIT = "exit"  # closes it (also the closing half of a reversal)
+    STOP_LOSS = "stop_loss"  # exchange-side protective stop (closePosition)
+    TAKE_PROFIT = "take_profit"  # exchange-side protective take-profit (closePosition)
+    EXTERNAL = "external"  # not placed by this bot (an operator's order, a liquidation)
+
+    @property
+    def is_protective(self) -> bool:
+        return self in (OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT)
+
+
 class SizingMode(StrEnum):
     """How a strategy's entry size is chosen."""
 
@@ -195,7 +240,7 @@ class OrderIntent:
     working_type: WorkingType = WorkingType.CONTRACT_PRICE
     strategy: str = ""
     signal_time: int = 0
-    purpose: str = "entry"  # entry | exit | stop_loss | take_profit: what the order is for, not how it is sent
+    purpose: OrderPurpose = OrderPurpose.ENTRY  # what the order is for, not how it is sent
 
 
 @dataclass(slots=True)
@@ -281,3 +326,51 @@ class AccountSnapshot:
     time: int
     balances: tuple[Balance, ...] = ()
     positions: tuple[Position, ...] = field(default_factory=tuple)
+
+
+class TripStatus(StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    ABANDONED = "ABANDONED"  # a fresh simulated account no longer holds it (never on a real exchange)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """One position of one strategy, from the fill that opened it until it is flat again (a closed "trade").
+
+    ``trip_id`` is the client order id of the order whose fill opened it. Values are sums over the trip's
+    fills: the average entry price is ``entry_value / quantity``, the exit's ``exit_value / closed_quantity``.
+    """
+
+    trip_id: str
+    strategy: str  # "" when no strategy of ours owns it (an external or adopted position)
+    symbol: str
+    position_side: PositionSide
+    direction: Side  # BUY: long, SELL: short
+    open_time: int
+    status: TripStatus = TripStatus.OPEN
+    close_time: int | None = None
+    quantity: Decimal = ZERO  # opened (sum of fills in the trip's direction)
+    closed_quantity: Decimal = ZERO  # closed (sum of fills against it)
+    entry_value: Decimal = ZERO
+    exit_value: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    commission: Decimal = ZERO
+    fills: int = 0
+
+    @property
+    def amount(self) -> Decimal:
+        """The signed position this trip still holds."""
+        return self.direction.sign * (self.quantity - self.closed_quantity)
+
+    @property
+    def entry_price(self) -> Decimal:
+        return self.entry_value / self.quantity if self.quantity else ZERO
+
+    @property
+    def exit_price(self) -> Decimal:
+        return self.exit_value / self.closed_quantity if self.closed_quantity else ZERO
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realized_pnl - self.commission

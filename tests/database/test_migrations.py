@@ -22,6 +22,7 @@ APPLICATION_TABLES = {
     "risk_state",
     "account_snapshots",
     "funding_payments",
+    "round_trips",
 }
 
 
@@ -47,7 +48,7 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert current_revision(db_url) is None
 
     migrate(db_url)
-    assert current_revision(db_url) == head_revision() == "0001_initial"
+    assert current_revision(db_url) == head_revision() == "0002_round_trips"
     assert _tables(db_url) >= APPLICATION_TABLES
     migrate(db_url)  # every start runs it: a no-op when already at head
     assert current_revision(db_url) == head_revision()

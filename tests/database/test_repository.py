@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from database.models import IntentState, TradingState
 from database.repository import Repository
 from tests.database.helpers import START_MS, dump
 from utils.clock import SimulatedClock
 from utils.domain import (
     Candle,
     Fill,
+    IntentState,
     MarginType,
     Order,
     OrderIntent,
@@ -23,10 +23,12 @@ from utils.domain import (
     OrderType,
     Position,
     PositionSide,
+    RoundTrip,
     Side,
     Signal,
     SignalSide,
     TimeInForce,
+    TradingState,
 )
 
 D = Decimal
@@ -491,6 +493,8 @@ def _event_stream(repo: Repository) -> None:
     repo.record_candles([candle(START_MS - 60_000), candle(START_MS)])
     repo.set_risk_state("global", TradingState.ACTIVE, "ok", consecutive_losses=0, details={"equity": D("1000")})
     repo.record_funding("BTCUSDT", START_MS + 10_000, D("-0.01"))
+    repo.upsert_round_trip(RoundTrip("alpha-1", "trend", "BTCUSDT", PositionSide.BOTH, Side.BUY, START_MS,
+                                     quantity=D("0.002"), entry_value=D("60"), commission=D("0.012"), fills=1))
     repo.record_account_snapshot(
         START_MS + 10_000, wallet_balance=D("1000"), available_balance=D("500"), equity=D("999"), unrealized_pnl=D("-1")
     )
@@ -501,7 +505,7 @@ def test_replaying_the_whole_event_stream_changes_nothing(repo: Repository, cloc
     before = dump(repo.engine)
     assert {name: len(rows) for name, rows in before.items()} == {
         "account_snapshots": 1, "candles_1m": 2, "fills": 2, "funding_payments": 1, "orders": 1,
-        "positions": 1, "risk_state": 1, "signals": 1,
+        "positions": 1, "risk_state": 1, "round_trips": 1, "signals": 1,
     }  # fmt: skip
     clock.advance(3_600_000)  # a restart an hour later replays everything
     _event_stream(repo)

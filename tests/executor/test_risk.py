@@ -223,7 +223,7 @@ def test_consecutive_losses_halt_and_clear() -> None:
     assert not entry(risk, DAY1 + 1).allowed  # nor does a new day
 
     cleared = risk.clear(EMA_SCOPE, DAY1 + 2)
-    assert cleared.state is TradingState.ACTIVE and cleared.consecutive_losses == 0 and cleared.guard == ""
+    assert cleared.state is TradingState.ACTIVE and cleared.consecutive_losses == 0 and cleared.guard is None
     assert cleared.reason.startswith("cleared by operator (was strategy:ema HALTED")
     assert entry(risk, DAY1 + 3).allowed
 

@@ -176,6 +176,7 @@ def test_anything_rounded_passes_the_filters(filters, quantity, side, order_type
     else:
         assert price >= min(mark * offset, filters.max_price)
     low, high = filters.percent_price_bounds(mark)
+    assume(low <= high)  # a tick coarse against the band can leave no valid price at all (then none passes)
     clamped = min(max(price, low), high)
     assert filters.check_percent_price(clamped, mark) is None
 

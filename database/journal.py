@@ -1,0 +1,88 @@
+"""The execution core's persist commands written to the database, and the seed the core starts from.
+
+:class:`RepositoryJournal` writes one batch of persist commands in one transaction (the shells apply a batch
+before any of its requests leave). :func:`load_seed` reads what the core must hold in memory at start (every
+client order id with its strategy, the orders that may still be live, every fill's key, the open round trips)
+so that no decision afterwards needs a database read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from database.repository import Repository
+from executor.commands import (
+    PersistCommand,
+    PersistFill,
+    PersistFunding,
+    PersistIntent,
+    PersistIntentState,
+    PersistOrder,
+    PersistPosition,
+    PersistRiskState,
+    PersistRoundTrip,
+    PersistSignal,
+)
+from executor.core import CoreSeed, TrackedOrder
+from executor.risk import StateRecord
+from utils.domain import ZERO, TripStatus
+
+
+def persist_risk_record(repository: Repository, record: StateRecord) -> None:
+    repository.set_risk_state(record.scope, record.state, record.reason,
+                              consecutive_losses=record.consecutive_losses, details=record.to_dict())
+
+
+class RepositoryJournal:
+    """Persist commands into the database: one transaction per batch."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.batches = 0
+
+    def apply(self, commands: Sequence[PersistCommand]) -> None:
+        repository = self.repository
+        with repository.transaction():
+            for command in commands:
+                if isinstance(command, PersistFill):
+                    repository.record_fill(command.fill)
+                elif isinstance(command, PersistOrder):
+                    repository.update_order(command.order, is_algo=command.is_algo,
+                                            actual_order_id=command.actual_order_id)
+                elif isinstance(command, PersistIntent):
+                    repository.save_order_intent(command.intent, state=command.state, time=command.time)
+                elif isinstance(command, PersistIntentState):
+                    repository.mark_intent(command.client_order_id, command.state, reject_code=command.reject_code,
+                                           reject_message=command.reject_message, time=command.time)
+                elif isinstance(command, PersistPosition):
+                    repository.upsert_position(command.position)
+                elif isinstance(command, PersistRoundTrip):
+                    repository.upsert_round_trip(command.trip)
+                elif isinstance(command, PersistSignal):
+                    repository.record_signal(command.signal)
+                elif isinstance(command, PersistRiskState):
+                    persist_risk_record(repository, command.record)
+                elif isinstance(command, PersistFunding):
+                    repository.record_funding(command.symbol, command.time, command.amount)
+                else:
+                    raise TypeError(f"not a persist command: {type(command).__name__}")
+        self.batches += 1
+
+
+def load_seed(repository: Repository) -> CoreSeed:
+    """What the database knows, in the form the execution core holds it."""
+    attribution = repository.order_attribution()
+    live = []
+    for record in repository.open_orders():
+        live.append(TrackedOrder(
+            intent=record.to_intent(), is_algo=record.is_algo, create_time=record.create_time or record.intent_time,
+            intent_state=record.intent_state, status=record.status, order_id=record.order_id,
+            executed=record.executed_quantity,
+            applied=sum((f.quantity for f in repository.fills_for_order(record.client_order_id)), ZERO),
+            first_sent=record.intent_time))
+    fill_keys, last_trade_ids = repository.fill_keys()
+    wallet = repository.latest_account_snapshot()
+    return CoreSeed(
+        known_client_order_ids=frozenset(attribution), attribution=attribution, live_orders=tuple(live),
+        fill_keys=frozenset(fill_keys), open_trips=tuple(repository.round_trips(status=TripStatus.OPEN)),
+        last_trade_ids=last_trade_ids, wallet_balance=wallet.wallet_balance if wallet is not None else ZERO)

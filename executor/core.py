@@ -323,6 +323,11 @@ class ExecutionCore:
     def open_orders(self) -> list[TrackedOrder]:
         return [tracked for tracked in self._live.values() if tracked.is_open]
 
+    @property
+    def live_count(self) -> int:
+        """Orders in the live index (open, or filled with fills not yet booked): all the per-candle work sees."""
+        return len(self._live)
+
     def open_orders_by_id(self) -> dict[str, TrackedOrder]:
         return {cid: tracked for cid, tracked in self._live.items() if tracked.is_open}
 

@@ -9,14 +9,20 @@ import re
 CLIENT_ORDER_ID_PATTERN = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 #: The shape of the ids this bot derives (see client_order_id and algo_client_id); anything else is not ours.
 _OUR_ID = re.compile(r"^[a-z0-9]{0,4}[0-9a-f]{4}-[A-Za-z0-9-]+-(en|ex|sl|tp|rv)[bs]?[0-9]*(-(sl|tp))?$")
+_OUR_TAG = re.compile(r"^[a-z0-9]{0,4}[0-9a-f]{4}-")
+_RETRY = re.compile(r"^(?P<head>.+?)(?:\.(?P<digest>[0-9a-f]{8}))?\.r[0-9]+$")
 
 _PURPOSE_CODES = {"entry": "en", "exit": "ex", "stop_loss": "sl", "take_profit": "tp", "reverse": "rv"}
 
 
 def is_our_client_order_id(client_order_id: str) -> bool:
     """Whether an id has the shape this bot gives its orders (``<tag>-...-<purpose code><side>``)."""
-    head, _, _ = client_order_id.partition(".r")
-    return bool(_OUR_ID.match(head))
+    retry = _RETRY.match(client_order_id)
+    if retry is not None:
+        if retry["digest"]:  # a long original, cut and hashed: only its head is left to recognise
+            return bool(_OUR_TAG.match(retry["head"]))
+        client_order_id = retry["head"]
+    return bool(_OUR_ID.match(client_order_id))
 
 
 def client_order_id(strategy: str, symbol: str, signal_time_ms: int, purpose: str, side: str = "",

@@ -320,6 +320,11 @@ class AsyncApplier:
         await self._carry_out(self.core.start(self.now()))
         self._check_idle()
 
+    @property
+    def busy(self) -> bool:
+        """An input is queued or being handled, or a request is in flight."""
+        return self._pending > 0 or bool(self._requests)
+
     async def idle(self) -> None:
         """Wait until no input is queued, none is being handled and no request is in flight."""
         while True:

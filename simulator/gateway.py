@@ -187,6 +187,10 @@ class SimGateway:
             symbol, from_id=from_id, start_time=start_time, end_time=end_time, limit=limit))
 
     # ----------------------------------------------------------------------------------- user data stream
+    def inject_raw_event(self, event: dict[str, Any]) -> None:
+        """Queue a raw user-data frame as if the stream had delivered it (for tests of malformed frames)."""
+        self._events.append(event)
+
     def take_user_events(self) -> list[UserEvent]:
         """Parsed user-data events emitted since the last call, in order (malformed ones logged and skipped)."""
         self._apply_delayed()

@@ -160,8 +160,7 @@ async def run_asynchronously(seed: int) -> dict[str, Any]:
             while in_flight:
                 await asyncio.gather(*in_flight)
             await asyncio.sleep(0.003)  # one more pass of the stream
-            if (not in_flight and inner.pending_events == 0 and undelivered[0] == 0 and applier._pending == 0
-                    and not applier._requests):
+            if not in_flight and inner.pending_events == 0 and undelivered[0] == 0 and not applier.busy:
                 return
 
     strategies = {s: Flipper(s, 7 + i) for i, s in enumerate(SYMBOLS)}

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from config.settings import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, load_config
 from utils.log import setup_logging
 
 log = logging.getLogger("main")

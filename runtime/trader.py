@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from config.settings import AppConfig
+from config import AppConfig
 from database.repository import Repository
 from executor.gateway import SimGateway
 from executor.planner import ExecutionSettings

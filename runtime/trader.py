@@ -421,6 +421,7 @@ class SimTrader:
         hb.section("database", self._database_status)
         hb.section("bus", self.bus.stats)
         hb.section("trading", self._trading_status)
+        hb.section("strategies", self.runner.status)
         hb.section("open_orders", lambda: [
             {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
              "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),

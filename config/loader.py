@@ -207,7 +207,8 @@ def load_config(
     if settings is not None:
         for path in settings.sim_data:
             if not path.is_file():
-                problems.append(ConfigProblem(_settings_source(env_path), "SIM_DATA", f"no such file: {path}"))
+                what = f"{path} is a folder: name the kline files in it" if path.is_dir() else f"no such file: {path}"
+                problems.append(ConfigProblem(_settings_source(env_path), "SIM_DATA", what))
 
     if problems:
         raise ConfigError(problems)

@@ -271,6 +271,11 @@ def test_missing_sim_data_files_are_named(monkeypatch: pytest.MonkeyPatch, write
     assert len(error.problems) == 1
 
 
+def test_a_sim_data_folder_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SIM_DATA", str(tmp_path))
+    assert f"SIM_DATA: {tmp_path} is a folder: name the kline files in it" in str(load_error())
+
+
 def test_database_password_is_masked_in_repr_and_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_URL", "postgresql+psycopg://bot:hunter2-long-password@db:5432/trader")
     config = load_config(env_file=None, symbols_file=SHIPPED_SYMBOLS_FILE)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect
 
 from database.repository import Repository
 from executor.risk import RiskEngine, RiskLimits
@@ -147,8 +148,6 @@ def test_a_database_without_bot_tables_is_named_and_left_alone(env, postgres_url
     result = run_main(["orders"], env)
     assert result.returncode == 1
     assert "has no bot tables (it was never migrated): nothing to show. Run `uv run main.py migrate`" in result.stderr
-    from sqlalchemy import create_engine, inspect
-
     engine = create_engine(postgres_url)
     try:
         assert inspect(engine).get_table_names() == []

@@ -1,188 +1,111 @@
-"""Entry point: ``uv run main.py`` runs the bot; ``status``, ``risk``, ``config`` and ``migrate`` help an operator.
+"""Entry point: ``uv run main.py`` runs the bot; the other commands show or change what it stored (``--help``).
 
     uv run main.py                      run in the configured MODE (sim by default: offline, synthetic data)
     uv run main.py run --data F.csv     sim mode on recorded klines (one data.binance.vision CSV per symbol)
-    uv run main.py status               print status/heartbeat.json as a table, saying when it is stale
-    uv run main.py risk                 show trading states (ACTIVE / REDUCING / HALTED) and their reasons
-    uv run main.py risk clear [SCOPE]   clear a halt ("global" by default, or "strategy:<name>")
+    uv run main.py status               is the bot running? (exit code 0 FRESH, 1 STOPPED, 2 STALE, 3 none)
+    uv run main.py orders               stored orders; also positions, signals (--strategy --symbol --since --json)
+    uv run main.py risk [clear SCOPE]   trading states (ACTIVE / REDUCING / HALTED) and their reasons; clear a halt
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
+
+Exit codes: 0 done, 1 nothing to show (no database yet), 2 a problem named on stderr (bad setting, argument,
+file, folder or database); ``status`` has its own (above).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
-import signal
 import sys
-import time
 from pathlib import Path
 
-from config.settings import AppConfig, ConfigError, load_config
-from utils.log import setup_logging
+from cli.arguments import parse_arguments
+from cli.preflight import writable_folder_problem
+from config import AppConfig, ConfigError, load_config
+from config.settings import DEFAULT_ENV_FILE
+from database.errors import DatabaseMissing, DatabaseUnavailable
+from utils.log import LOG_FILE_NAME, setup_logging
 
-log = logging.getLogger("main")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="main.py", description="Binance USD-M futures trading bot")
-    parser.add_argument("--env-file", default=".env", help="settings file (default .env; the environment wins)")
-    sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run the bot (the default command)")
-    run.add_argument("--data", nargs="+", type=Path, help="sim mode: kline CSV files to replay, one per symbol "
-                                                          "(overrides SIM_DATA)")
-    run.add_argument("--days", type=float, default=2.0, help="sim mode without data files: days of synthetic "
-                                                             "candles to generate (default 2)")
-    run.add_argument("--speed", type=float, help="sim mode: 0 = as fast as possible, N = N x real time "
-                                                 "(overrides SIM_SPEED)")
-    sub.add_parser("status", help="show status/heartbeat.json")
-    risk = sub.add_parser("risk", help="show or clear trading states")
-    risk_sub = risk.add_subparsers(dest="risk_command")
-    clear = risk_sub.add_parser("clear", help="clear a HALTED/REDUCING state")
-    clear.add_argument("scope", nargs="?", default="global", help='"global" (default) or "strategy:<name>"')
-    sub.add_parser("config", help="print the validated settings, secrets masked")
-    sub.add_parser("migrate", help="apply database migrations")
-    return parser
+#: Commands that write (so they log to LOG_DIR too; so does `risk clear`); the others only read: console only.
+_WRITING_COMMANDS = frozenset({"run", "migrate"})
 
 
-def _load(args: argparse.Namespace) -> AppConfig:
-    env_file = Path(args.env_file)
-    return load_config(env_file=env_file if env_file.exists() else None)
+def _env_file_problem(env_file: Path | None) -> str | None:
+    """An ``--env-file`` that was named must be a file (the default ``.env`` may be absent)."""
+    if env_file is None or env_file.is_file():
+        return None
+    what = "is a folder" if env_file.is_dir() else "does not exist"
+    return f"--env-file {env_file} {what}: name an existing settings file (e.g. cp .env.example {env_file})."
 
 
-def command_run(config: AppConfig, args: argparse.Namespace) -> int:
-    settings = config.settings
-    if settings.mode.value != "sim":
-        print(f"MODE={settings.mode.value}: live trading needs the Binance REST/WebSocket client, which is not "
-              "built yet. Use MODE=sim (the default) for now.", file=sys.stderr)
-        return 2
-    if settings.market_data.value != "replay":
-        print("MARKET_DATA=live in sim mode needs the Binance WebSocket client, which is not built yet. "
-              "Use MARKET_DATA=replay (the default).", file=sys.stderr)
-        return 2
-    from marketdata.replay import csv_source
-    from runtime.trader import SimTrader
-
-    speed = settings.sim_speed if args.speed is None else args.speed
-    symbols = [s.symbol for s in config.symbols]
-    source = None
-    data = args.data or list(settings.sim_data)
-    if data:
-        missing = [str(p) for p in data if not Path(p).exists()]
-        if missing:
-            print(f"data file(s) not found: {', '.join(missing)}", file=sys.stderr)
-            return 2
-    try:
-        if data:
-            source = csv_source(data, speed=speed, symbols=symbols)
-        trader = SimTrader(config, source=source, days=args.days, speed=speed)
-    except ValueError as exc:
-        print(f"cannot start the sim run: {exc}", file=sys.stderr)
-        return 2
-    print(f"Sim mode. Data: {trader.source.description}", flush=True)
-    if trader.source.synthetic:
-        print("NOTE: the prices in this run are SYNTHETIC (made up by the project), not market data.", flush=True)
-    if trader.symbols_without_data:
-        print(f"NOTE: no data for {', '.join(trader.symbols_without_data)}: not traded in this run.", flush=True)
-    for line in trader.blocked_scopes():
-        print(f"NOTE: {line}", flush=True)
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, trader.stop)
-        summary = await trader.run()
-        print(summary.render(), flush=True)
-
-    try:
-        asyncio.run(run())
-    except ValueError as exc:  # e.g. a data file that is not kline CSV at all
-        print(f"the sim run stopped: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        trader.close()
-    return 0
+def _load(env_file: Path | None) -> AppConfig:
+    chosen = env_file if env_file is not None else DEFAULT_ENV_FILE
+    return load_config(env_file=chosen if chosen.is_file() else None)
 
 
-def command_status(config: AppConfig) -> int:
-    from runtime.heartbeat import HEARTBEAT_FILE, read_heartbeat, render_status
+def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
+    # Each command imports only what it needs, so `status` (a monitoring check) does not load the trading stack.
+    command = arguments.command
+    if command == "run":
+        from cli.run import command_run
 
-    path = config.settings.status_dir / HEARTBEAT_FILE
-    print(render_status(read_heartbeat(path), time.time_ns() // 1_000_000, path))
-    return 0
+        return command_run(config, arguments)
+    if command == "status":
+        from cli.status import command_status
 
+        return command_status(config)
+    if command == "risk":
+        from cli.risk import command_risk
 
-def command_risk(config: AppConfig, args: argparse.Namespace) -> int:
-    from database.journal import persist_risk_record
-    from database.repository import Repository
-    from executor.risk import GLOBAL_SCOPE, RiskEngine, parse_scope, strategy_scope
-    from runtime.trader import load_risk_state, risk_limits
-    from utils.clock import SystemClock
+        return command_risk(config, arguments)
+    if command in ("orders", "positions", "signals"):
+        from cli.records import list_command
 
-    clock = SystemClock()
-    scopes = [GLOBAL_SCOPE] + [strategy_scope(n) for n in sorted(config.symbols_config.strategy_names())]
-    with Repository.open(config.settings.db_url, clock) as repository:
-        defaults, overrides = risk_limits(config)
-        engine = RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes))
-        if args.risk_command == "clear":
-            try:
-                parse_scope(args.scope)
-                record = engine.clear(args.scope, clock.now_ms())
-            except (ValueError, KeyError) as exc:
-                print(f"cannot clear {args.scope!r}: {exc}", file=sys.stderr)
-                return 2
-            for changed in engine.drain_state_changes():
-                persist_risk_record(repository, changed)
-            print(f"{args.scope}: now {record.state.value}")
-            return 0
-        states = engine.states()
-        print(f"{'scope':<32} {'state':<9} reason")
-        for scope in scopes:
-            record = states.get(scope)
-            state = record.state.value if record else "ACTIVE"
-            reason = record.reason if record else ""
-            print(f"{scope:<32} {state:<9} {reason}")
-    return 0
+        return list_command(config.settings.db_url, arguments)
+    if command == "config":
+        from cli.maintenance import command_config
 
+        return command_config(config)
+    if command == "migrate":
+        from cli.maintenance import command_migrate
 
-def command_config(config: AppConfig) -> int:
-    print(json.dumps(config.masked_summary(), indent=2, default=str))
-    return 0
-
-
-def command_migrate(config: AppConfig) -> int:
-    from database.migrate import migrate
-
-    migrate(config.settings.db_url)
-    print(f"database at {config.settings.masked()['db_url']} is at the newest schema")
-    return 0
+        return command_migrate(config)
+    raise AssertionError(command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    problem = _env_file_problem(arguments.env_file)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
-        config = _load(args)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+        config = _load(arguments.env_file)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
         return 2
     settings = config.settings
-    setup_logging(settings.log_level.value, settings.log_dir)
-    command = args.command or "run"
-    if command == "run":
-        if not hasattr(args, "data"):
-            args = _parser().parse_args([*(argv or []), "run"] if argv is not None else [*sys.argv[1:], "run"])
-        return command_run(config, args)
-    if command == "status":
-        return command_status(config)
-    if command == "risk":
-        return command_risk(config, args)
-    if command == "config":
-        return command_config(config)
-    if command == "migrate":
-        return command_migrate(config)
-    raise AssertionError(command)
+    writes = arguments.command in _WRITING_COMMANDS or (
+        arguments.command == "risk" and arguments.risk_command == "clear")
+    problem = writable_folder_problem(settings.log_dir, "LOG_DIR") if writes else None
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    try:
+        setup_logging(settings.log_level.value, settings.log_dir if writes else None,
+                      console_format=settings.log_format.value)
+    except OSError as error:
+        print(f"cannot write the log file {settings.log_dir / LOG_FILE_NAME} (LOG_DIR={settings.log_dir}): "
+              f"{type(error).__name__}: {error.strerror or error}; make the file writable, or set LOG_DIR to "
+              "another folder.", file=sys.stderr)
+        return 2
+    try:
+        return _dispatch(config, arguments)
+    except DatabaseMissing as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as error:
+        print(str(error), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

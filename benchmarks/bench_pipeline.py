@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
-from config.settings import load_config  # noqa: E402
+from config import load_config  # noqa: E402
 from marketdata.replay import merge_minutes, synthetic_source  # noqa: E402
 from runtime.trader import SimTrader  # noqa: E402
 from strategies.registry import load_strategy  # noqa: E402

@@ -1,27 +1,19 @@
 """Configuration: settings (environment, ``.env``), ``symbols.toml`` and API keys, all checked by ``load_config``."""
 
-from config.settings import (
-    AppConfig,
-    ConfigError,
-    ConfigProblem,
-    Endpoints,
-    LogLevel,
-    MarketData,
-    Mode,
-    Settings,
-    load_config,
-)
+from config.loader import AppConfig, load_config
+from config.problems import ConfigError, ConfigProblem
+from config.settings import Endpoints, LogFormat, LogLevel, MarketData, Mode, Settings
 from config.symbols import (
     EntryOrderType,
     RiskConfig,
     RiskLimitsConfig,
     Sizing,
-    SizingMode,
     StrategyConfig,
     SymbolConfig,
     SymbolsConfig,
     load_symbols,
 )
+from utils.domain import SizingMode
 
 __all__ = [
     "AppConfig",
@@ -29,6 +21,7 @@ __all__ = [
     "ConfigProblem",
     "Endpoints",
     "EntryOrderType",
+    "LogFormat",
     "LogLevel",
     "MarketData",
     "Mode",

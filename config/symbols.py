@@ -18,15 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from config.settings import (
-    ConfigError,
-    ConfigProblem,
-    FieldProblems,
-    number_in_range,
-    one_of,
-    problems_from_validation_error,
-    show_value,
-)
+from config.checks import number_in_range, one_of
+from config.problems import ConfigError, ConfigProblem, FieldProblems, problems_from_validation_error, show_value
 from utils.domain import MarginType, SizingMode
 
 _SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{2,30}")

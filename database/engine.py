@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+POSTGRES_CONNECT_TIMEOUT_SEC = 10
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 _SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
@@ -65,6 +66,8 @@ def make_engine(db_url: str | URL, **engine_options: Any) -> Engine:
         return engine
     if url.get_backend_name() == "postgresql":
         options["pool_pre_ping"] = True
+        # A server that does not answer (wrong host, firewall) fails after this long instead of the OS's minutes.
+        options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SEC}
     options.update(engine_options)
     return create_engine(url, **options)
 

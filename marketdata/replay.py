@@ -15,7 +15,7 @@ from pathlib import Path
 
 from marketdata.synthetic import MINUTE_MS, synthetic_candles
 from utils.domain import Candle
-from utils.klines_csv import read_klines_csv, symbol_from_filename
+from utils.klines_csv import KlinesReport, read_klines_csv, symbol_from_filename
 
 #: Where the synthetic default run starts: 2023-04-20 00:00 UTC (a Thursday), chosen to resemble the shipped data.
 SYNTHETIC_START_MS = 1_681_948_800_000
@@ -39,6 +39,10 @@ class ReplaySource:
     candles_emitted: int = 0
     last_open_time: int = 0
     warmup: dict[str, list[Candle]] = field(default_factory=dict)
+    #: Things an operator should know before the run (e.g. a file that is not replayed), one line each.
+    notes: list[str] = field(default_factory=list)
+    #: One per replayed file, filled in as it is read: candles, skipped rows, gaps.
+    reports: list[KlinesReport] = field(default_factory=list)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -72,21 +76,38 @@ class ReplaySource:
 
 
 def csv_source(paths: Sequence[Path], *, speed: float = 0.0, symbols: Sequence[str] | None = None) -> ReplaySource:
-    """One CSV per symbol (the symbol comes from the file name, e.g. ``BTCUSDT_usdm_1m_...csv``)."""
+    """One CSV per symbol (the symbol comes from the file name, e.g. ``BTCUSDT_usdm_1m_...csv``).
+
+    Files for a symbol not in ``symbols``, and files with no candles at all, are not replayed; each gets a line in
+    the source's ``notes``. Bad rows are logged (file and line) and skipped, like a malformed WebSocket frame, and
+    gaps in time are logged; both are counted in the source's ``reports``, one per replayed file.
+    """
     streams: dict[str, Iterable[Candle]] = {}
+    notes: list[str] = []
+    reports: list[KlinesReport] = []
     for path in paths:
         symbol = symbol_from_filename(path)
         if symbols is not None and symbol not in symbols:
+            notes.append(f"{path.name} is for {symbol}, which is not a configured symbol ({', '.join(symbols)}): "
+                         "not replayed")
             continue
         if symbol in streams:
             raise ValueError(f"two data files for {symbol}: give one file per symbol ({path})")
-        # A malformed row is logged (file and line) and skipped, like a malformed WebSocket frame.
-        streams[symbol] = read_klines_csv(path, symbol, skip_bad=True)
+        report = KlinesReport(path)
+        candles = read_klines_csv(path, symbol, skip_bad=True, report=report)
+        first = next(candles, None)
+        if first is None:
+            notes.append(f"{path.name} holds no candles (it is empty, or has nothing but a header or bad rows): "
+                         "not replayed")
+            continue
+        streams[symbol] = itertools.chain((first,), candles)
+        reports.append(report)
     if not streams:
-        raise ValueError(f"none of the data files {', '.join(map(str, paths))} is for a configured symbol "
-                         f"({', '.join(symbols or [])})")
+        raise ValueError(f"none of the data files {', '.join(map(str, paths))} has candles for a configured symbol "
+                         f"({', '.join(symbols or [])})" + (f": {'; '.join(notes)}" if notes else ""))
     names = ", ".join(path.name for path in paths)
-    return ReplaySource(streams, f"recorded klines from {names}", synthetic=False, speed=speed)
+    return ReplaySource(streams, f"recorded klines from {names}", synthetic=False, speed=speed, notes=notes,
+                        reports=reports)
 
 
 def synthetic_source(symbols: Sequence[str], *, days: float, warmup: int = 0, speed: float = 0.0,

@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from config.settings import AppConfig
+from config import AppConfig
 from database.journal import RepositoryJournal, load_seed
 from database.repository import Repository
 from executor.commands import (
@@ -449,6 +449,7 @@ class SimTrader:
         hb.section("database", self._database_status)
         hb.section("bus", self.bus.stats)
         hb.section("trading", self._trading_status)
+        hb.section("strategies", self.runner.status)
         hb.section("open_orders", lambda: [
             {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
              "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),

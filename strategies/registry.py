@@ -73,7 +73,14 @@ def load_strategy(
     if strategy_class is None:
         available = ", ".join(strategies) or "none"
         raise StrategyError(f"unknown strategy {name!r} for {symbol}; available strategies: {available}")
-    return strategy_class(symbol, validate_params(strategy_class, symbol, {} if params is None else params))
+    validated = validate_params(strategy_class, symbol, {} if params is None else params)
+    try:
+        return strategy_class(symbol, validated)
+    except Exception as error:
+        raise StrategyError(
+            f"strategy {name!r} for {symbol} failed to start: {type(error).__name__}: {error} (its constructor raised; "
+            f"fix {inspect.getsourcefile(strategy_class) or strategy_class.__module__} or take it out of symbols.toml)"
+        ) from error
 
 
 def validate_params(strategy_class: type[Strategy[Any]], symbol: str, params: Mapping[str, Any]) -> Any:

@@ -66,6 +66,16 @@ class StrategyRunner:
         """The strategies switched off after a failure, and why."""
         return tuple(slot.disabled for slot in self._slots.values() if slot.disabled is not None)
 
+    def status(self) -> dict[str, list[dict[str, str | int]]]:
+        """For the heartbeat: which strategies run on which symbol, and which were disabled, when and why."""
+        return {
+            "running": [{"strategy": slot.strategy.name, "symbol": slot.strategy.symbol}
+                        for slot in self._slots.values() if slot.disabled is None],
+            "disabled": [{"strategy": slot.disabled.strategy, "symbol": slot.disabled.symbol,
+                          "reason": slot.disabled.reason, "since_time": slot.disabled.time}
+                         for slot in self._slots.values() if slot.disabled is not None],
+        }
+
     def is_enabled(self, strategy_name: str, symbol: str) -> bool:
         slot = self._slots.get((strategy_name, symbol))
         return slot is not None and slot.disabled is None

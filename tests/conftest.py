@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.main_process import user_environment
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -86,3 +88,9 @@ def db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'trader.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A user's environment for running main.py: no bot settings but a database, status and logs folder of its own."""
+    return user_environment(tmp_path)

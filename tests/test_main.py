@@ -1,71 +1,69 @@
-"""main.py as a user runs it: the default sim run, status, risk show/clear, config errors, Ctrl-C, no secret leaks."""
+"""main.py as a user runs it: the default sim run and its console, Ctrl-C, bad settings and arguments, help texts."""
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from cli.run import READY_LINE
+from tests.main_process import REPO, RunningMain, run_main
+
 CANARY = "CANARY-9f2c7e1d-secret-value-do-not-leak"
+# The compact console: "08:02:43 WARNING executor: message key=value ..."
+CONSOLE_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: \S")
 
 
-@pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "MODE", "DB_URL", "SIM_"))}
-    values.update({
-        "DB_URL": f"sqlite:///{tmp_path / 'trader.db'}",
-        "STATUS_DIR": str(tmp_path / "status"),
-        "LOG_DIR": str(tmp_path / "logs"),
-        "HEARTBEAT_INTERVAL_SEC": "0.5",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return values
-
-
-def run_main(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "main.py", "--env-file", "/nonexistent.env", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def test_default_run_is_offline_synthetic_and_summarised(env, tmp_path) -> None:
+def test_default_run_is_offline_synthetic_summarised_and_its_console_is_compact(env, tmp_path) -> None:
     result = run_main(["run", "--days", "0.5"], env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SYNTHETIC" in result.stdout and "Run summary" in result.stdout
     assert "realized PnL" in result.stdout and "open positions" in result.stdout
-    for line in result.stderr.splitlines():
-        json.loads(line)  # every log line is a JSON object
-    assert (tmp_path / "logs" / "trader.log").exists()
+    console = result.stderr.splitlines()
+    assert console and all(CONSOLE_LINE.match(line) for line in console), console[:5]
+    file_lines = [json.loads(line) for line in (tmp_path / "logs" / "trader.log").read_text().splitlines()]
+    # The file has every record; the console shows at most 3 of each message and says how many it held back.
+    assert len(file_lines) > 300 and len(console) < 60, (len(file_lines), len(console))
+    held_back = [line for line in console if " more 'order cancelled' not shown here; every one is in " in line]
+    assert len(held_back) == 1
+    cancelled = sum(1 for line in file_lines if line["message"] == "order cancelled")
+    assert f"... {cancelled - 3} more 'order cancelled'" in held_back[0]
     heartbeat = json.loads((tmp_path / "status" / "heartbeat.json").read_text())
     assert heartbeat["process"]["state"] == "stopped" and heartbeat["feed"]["state"] == "finished"
     assert heartbeat["database"]["state"] == "ok"
+    assert len(heartbeat["strategies"]["running"]) == 9 and heartbeat["strategies"]["disabled"] == []
     status = run_main(["status"], env)
-    assert status.returncode == 0 and "STOPPED" in status.stdout and "trading" in status.stdout
+    assert status.returncode == 1, status.stdout  # 1 = STOPPED
+    assert "STOPPED" in status.stdout and "trading:" in status.stdout
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary(env, tmp_path) -> None:
-    process = subprocess.Popen([sys.executable, "main.py", "--env-file", "/nonexistent.env", "run", "--days", "2",
-                                "--speed", "300"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    heartbeat = tmp_path / "status" / "heartbeat.json"
-    while time.monotonic() < deadline:
-        if heartbeat.exists() and json.loads(heartbeat.read_text()).get("feed", {}).get("minutes", 0) > 3:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "Run summary" in stdout and "stopped before the end of the data" in stdout
-    document = json.loads(heartbeat.read_text())
+def test_log_format_json_keeps_json_lines_on_the_console(env, tmp_path) -> None:
+    env["LOG_FORMAT"] = "json"
+    result = run_main(["run", "--days", "0.2"], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every console line is a JSON object
+    on_file = (tmp_path / "logs" / "trader.log").read_text().splitlines()
+    assert len(records) == len(on_file)  # nothing held back for log shippers
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+
+
+def test_ctrl_c_after_the_ready_line_stops_cleanly_with_a_summary(env, tmp_path) -> None:
+    # 30 days at 300 x real time would take 144 s: the run is certainly still going when SIGINT arrives.
+    running = RunningMain(["run", "--days", "30", "--speed", "300"], env, tmp_path / "stderr.txt")
+    running.wait_for_line(READY_LINE, timeout=90)
+    running.process.send_signal(signal.SIGINT)
+    code, stdout, stderr = running.finish(timeout=60)
+    assert code == 0, stderr[-2000:]
+    assert "Run summary" in stdout and "(stopped before the end of the data)" in stdout
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    document = json.loads((tmp_path / "status" / "heartbeat.json").read_text())
     assert document["process"]["state"] == "stopped"
-    assert document["feed"]["state"] == "finished" or document["feed"]["minutes"] < 2880
+    assert document["feed"]["minutes"] < 30 * 1440
 
 
 def test_bad_configuration_is_one_clear_error(env) -> None:
@@ -73,61 +71,61 @@ def test_bad_configuration_is_one_clear_error(env) -> None:
     result = run_main(["run"], env)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "MODE" in result.stderr and "sim, testnet, mainnet" in result.stderr
-    assert "RECV_WINDOW_MS" in result.stderr
-
-
-def test_risk_show_and_clear(env, tmp_path) -> None:
-    from database.journal import persist_risk_record
-    from database.repository import Repository
-    from executor.risk import RiskEngine, RiskLimits
-
-    engine = RiskEngine(RiskLimits())
-    engine.halt("strategy:ema_crossover", "operator test halt", 1_000)
-    with Repository.open(env["DB_URL"]) as repository:
-        for record in engine.drain_state_changes():
-            persist_risk_record(repository, record)
-    shown = run_main(["risk"], env)
-    assert shown.returncode == 0
-    assert "strategy:ema_crossover" in shown.stdout and "HALTED" in shown.stdout
-    assert "operator test halt" in shown.stdout
-    cleared = run_main(["risk", "clear", "strategy:ema_crossover"], env)
-    assert cleared.returncode == 0 and "ACTIVE" in cleared.stdout
-    again = run_main(["risk"], env)
-    row = [line for line in again.stdout.splitlines() if line.startswith("strategy:ema_crossover")][0]
-    assert row.split()[1] == "ACTIVE", row
-    bad = run_main(["risk", "clear", "nonsense"], env)
-    assert bad.returncode == 2 and "nonsense" in bad.stderr
+    assert "MODE: must be one of sim, testnet, mainnet (got 'live')" in result.stderr
+    assert "RECV_WINDOW_MS: must be between 1 and 60000 (got 70000)" in result.stderr
 
 
 def test_live_modes_refuse_clearly_and_never_print_the_secret(env, tmp_path) -> None:
     env.update({"MODE": "testnet", "BINANCE_API_KEY": "testkey-1234567890", "BINANCE_API_SECRET": CANARY})
     config = run_main(["config"], env)
     assert config.returncode == 0, config.stderr
-    assert "****" in config.stdout
+    assert json.loads(config.stdout)["settings"]["BINANCE_API_SECRET"] == "****"
     run = run_main(["run"], env)
     assert run.returncode == 2 and "MODE=testnet" in run.stderr
-    logs = (tmp_path / "logs" / "trader.log").read_text() if (tmp_path / "logs" / "trader.log").exists() else ""
-    for text in (config.stdout, config.stderr, run.stdout, run.stderr, logs):
+    log_file = tmp_path / "logs" / "trader.log"
+    assert log_file.exists()  # `run` logs to the file, even when it refuses to start
+    for text in (config.stdout, config.stderr, run.stdout, run.stderr, log_file.read_text()):
         assert CANARY not in text
 
 
-def test_a_users_own_csv_for_one_symbol_with_a_bad_row(env, tmp_path) -> None:
-    from marketdata.synthetic import synthetic_candles
-    from utils.klines_csv import write_klines_csv
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--speed", "-5"], "argument --speed: must be 0 (as fast as possible) or N > 0 (N x real time) (got '-5')"),
+    (["run", "--days", "-1"], "argument --days: must be a number of days above 0, e.g. 2 or 0.5 (got '-1')"),
+    (["run", "--days", "0"], "argument --days: must be a number of days above 0, e.g. 2 or 0.5 (got '0')"),
+    (["orders", "--since", "yesterday"], "argument --since: must be a UTC date or time such as 2023-04-20"),
+    (["orders", "--limit", "-3"], "argument --limit: must be a whole number >= 0, 0 meaning all (got '-3')"),
+], ids=["speed-5", "days-1", "days0", "since", "limit"])
+def test_a_bad_argument_is_one_clear_error(env, args, message) -> None:
+    result = run_main(args, env)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not Path(env["DB_URL"].removeprefix("sqlite:///")).exists()
 
-    path = tmp_path / "BTCUSDT-1m-2023-04-20.csv"
-    write_klines_csv(path, synthetic_candles("BTCUSDT", start_ms=1_681_948_800_000, count=400))
-    lines = path.read_text().splitlines()
-    lines.insert(200, "1681960740000,not-a-price,1,1,1,1,1681960799999,1,1,1,1")
-    path.write_text("\n".join(lines) + "\n")
-    result = run_main(["run", "--data", str(path)], env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "no data for ETHUSDT, LTCUSDT" in result.stdout and "Run summary" in result.stdout
-    # 400 good rows, the first 104 spent on warm-up (the slow EMA's 4 x 26), the bad row skipped
-    assert "minutes         296 (296 candles)" in result.stdout, result.stdout
-    assert any("BTCUSDT-1m-2023-04-20.csv" in line and "skipped" in line.lower() for line in result.stderr.splitlines())
-    unknown = tmp_path / "DOGEUSDT-1m-2023-04-20.csv"
-    unknown.write_text(path.read_text())
-    refused = run_main(["run", "--data", str(unknown)], env)
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr and "DOGEUSDT" in refused.stderr
+
+def test_an_env_file_that_does_not_exist_is_refused(env, tmp_path) -> None:
+    missing = tmp_path / "production.env"
+    for args in (["--env-file", str(missing), "status"], ["--env-file", str(tmp_path), "run"]):
+        result = subprocess.run([sys.executable, "main.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2, result.stderr
+        what = "does not exist" if args[1] == str(missing) else "is a folder"
+        assert result.stderr.strip() == (f"--env-file {args[1]} {what}: name an existing settings file "
+                                         f"(e.g. cp .env.example {args[1]}).")
+
+
+COMMANDS = ["run", "status", "risk", "orders", "positions", "signals", "config", "migrate"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_says_what_it_does_with_an_example(env, command) -> None:
+    result = run_main([command, "--help"], env)
+    assert result.returncode == 0, result.stderr
+    description = result.stdout.split("\n\n")[1]  # after the usage paragraph
+    assert len(description.split()) >= 8, description
+    assert re.search(rf"^examples?:\n  uv run main.py .*{command}", result.stdout, flags=re.MULTILINE), result.stdout
+
+
+def test_risk_clear_says_what_it_does_with_an_example(env) -> None:
+    result = run_main(["risk", "clear", "--help"], env)
+    assert result.returncode == 0
+    assert "Set a scope back to ACTIVE" in result.stdout and "uv run main.py risk clear strategy:" in result.stdout

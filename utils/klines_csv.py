@@ -21,6 +21,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
@@ -104,18 +105,52 @@ def to_milliseconds(timestamp: int) -> int:
     return timestamp // 1000 if timestamp >= MICROSECONDS_THRESHOLD else timestamp
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    line_number: int
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``missing`` candles absent after the one opening at ``after_open_time``; the next row is ``line_number``."""
+
+    line_number: int
+    after_open_time: int
+    open_time: int
+    missing: int
+
+
+@dataclass
+class KlinesReport:
+    """What reading one file found, filled in as its rows are read: candles, rows skipped, gaps in time."""
+
+    path: Path
+    candles: int = 0
+    skipped: list[SkippedRow] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def missing_intervals(self) -> int:
+        return sum(gap.missing for gap in self.gaps)
+
+
 def read_klines_csv(
     path: str | Path,
     symbol: str | None = None,
     *,
     interval: str | None = None,
     skip_bad: bool = False,
+    report: KlinesReport | None = None,
 ) -> Iterator[Candle]:
     """Yield the file's candles in file order, one row at a time (memory stays flat for any file size).
 
     ``symbol`` defaults to the file-name prefix and ``interval`` to the interval the file name mentions (else
-    ``1m``). A malformed row raises :class:`KlinesCsvError` naming the file and line, or with ``skip_bad=True``
-    is logged (logger ``utils.klines_csv``) and skipped.
+    ``1m``). A bad row raises :class:`KlinesCsvError` naming the file and line, or with ``skip_bad=True`` is logged
+    (logger ``utils.klines_csv``) and skipped. Bad rows: malformed (columns, numbers), impossible (high below low,
+    open or close outside high..low, a price <= 0, a negative volume, close time before open time), or not after
+    the row before (a duplicated or out-of-order open time). A gap in time (missing candles) is logged, not
+    skipped. ``report``, if given, counts the candles and records every skipped row and gap.
     """
     path = Path(path)
     symbol = symbol or symbol_from_filename(path)
@@ -124,7 +159,7 @@ def read_klines_csv(
         raise ValueError(f"unknown kline interval {interval!r}; known: {', '.join(INTERVAL_MILLISECONDS)}")
     if not path.is_file():
         raise FileNotFoundError(f"kline file not found: {path}")
-    return _read_rows(path, symbol, interval, skip_bad)
+    return _read_rows(path, symbol, interval, skip_bad, report if report is not None else KlinesReport(path))
 
 
 def load_klines_csv(
@@ -182,8 +217,9 @@ def _open_text(path: Path) -> Iterator[IO[str]]:
             yield io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-def _read_rows(path: Path, symbol: str, interval: str, skip_bad: bool) -> Iterator[Candle]:
+def _read_rows(path: Path, symbol: str, interval: str, skip_bad: bool, report: KlinesReport) -> Iterator[Candle]:
     interval_ms = INTERVAL_MILLISECONDS[interval]
+    previous: Candle | None = None
     with _open_text(path) as file:
         reader = csv.reader(file)
         expected_columns: int | None = None
@@ -199,14 +235,30 @@ def _read_rows(path: Path, symbol: str, interval: str, skip_bad: bool) -> Iterat
                     continue  # header row
             try:
                 candle = _candle_from_row(row, expected_columns, symbol, interval, interval_ms)
+                if previous is not None and candle.open_time <= previous.open_time:
+                    what = "the same as" if candle.open_time == previous.open_time else "before"
+                    raise ValueError(f"open_time {candle.open_time} is {what} the previous row's "
+                                     f"({previous.open_time}): a duplicated or out-of-order row")
             except ValueError as error:
                 if not skip_bad:
                     raise KlinesCsvError(path, reader.line_num, f"{error}: {row!r}", BAD_ROW_ADVICE) from None
+                report.skipped.append(SkippedRow(reader.line_num, str(error)))
                 logger.warning(
-                    "skipped a malformed kline row",
+                    "skipped a bad kline row",
                     extra={"path": str(path), "line_number": reader.line_num, "problem": str(error), "row": row},
                 )
                 continue
+            if previous is not None and candle.open_time > previous.open_time + interval_ms:
+                gap = Gap(reader.line_num, previous.open_time, candle.open_time,
+                          (candle.open_time - previous.open_time) // interval_ms - 1)
+                report.gaps.append(gap)
+                logger.warning(
+                    "gap in the kline data",
+                    extra={"path": str(path), "line_number": reader.line_num, "missing": gap.missing,
+                           "after_open_time": gap.after_open_time, "open_time": gap.open_time},
+                )
+            previous = candle
+            report.candles += 1
             yield candle
 
 
@@ -217,20 +269,43 @@ def _candle_from_row(row: list[str], expected_columns: int, symbol: str, interva
     open_, high, low, close, volume = (
         _decimal(row[index], name) for index, name in enumerate(("open", "high", "low", "close", "volume"), 1)
     )
+    _check_prices(open_, high, low, close)
+    _check_not_negative(volume, "volume")
     if len(row) == 6:
         close_time = open_time + interval_ms - 1
         return Candle(symbol, open_time, close_time, open_, high, low, close, volume, interval=interval)
+    close_time = to_milliseconds(_integer(row[6], "close_time"))
+    if close_time < open_time:
+        raise ValueError(f"close_time {close_time} is before open_time {open_time}")
     return Candle(
         symbol,
         open_time,
-        to_milliseconds(_integer(row[6], "close_time")),
+        close_time,
         open_, high, low, close, volume,
-        quote_volume=_decimal(row[7], "quote_volume"),
+        quote_volume=_check_not_negative(_decimal(row[7], "quote_volume"), "quote_volume"),
         trades=_integer(row[8], "trades"),
-        taker_buy_volume=_decimal(row[9], "taker_buy_volume"),
-        taker_buy_quote_volume=_decimal(row[10], "taker_buy_quote_volume"),
+        taker_buy_volume=_check_not_negative(_decimal(row[9], "taker_buy_volume"), "taker_buy_volume"),
+        taker_buy_quote_volume=_check_not_negative(_decimal(row[10], "taker_buy_quote_volume"),
+                                                   "taker_buy_quote_volume"),
         interval=interval,
     )
+
+
+def _check_prices(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) -> None:
+    for name, price in (("open", open_), ("high", high), ("low", low), ("close", close)):
+        if price <= 0:
+            raise ValueError(f"{name} must be a price above 0 (got {price})")
+    if high < low:
+        raise ValueError(f"high {high} is below low {low}")
+    for name, price in (("open", open_), ("close", close)):
+        if not low <= price <= high:
+            raise ValueError(f"{name} {price} is outside the candle's low..high ({low}..{high})")
+
+
+def _check_not_negative(value: Decimal, column: str) -> Decimal:
+    if value < 0:
+        raise ValueError(f"{column} is negative ({value})")
+    return value
 
 
 def _is_integer(text: str) -> bool:

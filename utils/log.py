@@ -1,4 +1,4 @@
-"""Logging set-up: one JSON object per line to stderr and a rotating file, with every registered secret redacted.
+"""Logging set-up: JSON lines to a rotating file, a console for people (or JSON), every registered secret redacted.
 
 Usage::
 
@@ -21,7 +21,9 @@ import logging
 import logging.handlers
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -33,6 +35,9 @@ LOG_FILE_NAME = "trader.log"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUP_COUNT = 5
 LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The compact console shows this many records of one message per window, and counts the rest.
+CONSOLE_BURST = 3
+CONSOLE_WINDOW_SEC = 60.0
 # Shorter values would redact ordinary words; real API keys and secrets are 64 characters.
 MINIMUM_SECRET_LENGTH = 6
 
@@ -168,12 +173,34 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False, default=_json_default))
 
 
+def _console_value(value: Any, limit: int) -> str:
+    if isinstance(value, list | tuple) and all(isinstance(item, str | int | float) for item in value):
+        text = ",".join(str(item) for item in value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=_json_default)
+    text = text.replace("\n", " ")
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f'"{text}"' if (" " in text or not text) else text
+
+
 class TextFormatter(logging.Formatter):
-    """A human-friendly line for a terminal: ``time LEVEL logger: message key=value ...`` plus any traceback."""
+    """A compact line for a person at a terminal: ``08:02:43 WARNING executor: message key=value ...``.
+
+    The time is UTC (hours, minutes, seconds: the file has the full date); each ``extra`` value is cut to
+    ``value_limit`` characters and quoted when it has spaces; a traceback follows on its own lines.
+    """
+
+    def __init__(self, value_limit: int = 100) -> None:
+        super().__init__()
+        self.value_limit = value_limit
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = [format_time(record.created), f"{record.levelname:<8}", f"{record.name}:", record.getMessage()]
-        parts.extend(f"{key}={value}" for key, value in extra_fields(record).items())
+        clock = datetime.fromtimestamp(record.created, tz=UTC).strftime("%H:%M:%S")
+        parts = [clock, f"{record.levelname:<7}", f"{record.name}:", record.getMessage()]
+        parts.extend(f"{key}={_console_value(value, self.value_limit)}" for key, value in extra_fields(record).items())
         line = " ".join(parts)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
@@ -199,8 +226,81 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+@dataclass
+class _Repeats:
+    window_start: float
+    shown: int = 0
+    suppressed: int = 0
+
+
+class CompactConsoleHandler(_CurrentStderrHandler):
+    """The people's console: the first ``burst`` records of one message per ``window_sec`` are shown, the rest
+    counted and summed up in one line (``... 235 more ...``) when the window ends or the log is closed.
+
+    A message is its logger, level and text (after ``%`` arguments); the log file always gets every record.
+    """
+
+    def __init__(self, burst: int, window_sec: float, log_file: Path | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window_sec = window_sec
+        self.log_file = log_file
+        self._clock = clock
+        self._repeats: dict[tuple[str, int, str], _Repeats] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (record.name, record.levelno, record.getMessage())
+        now = self._clock()
+        with self._repeats_lock():
+            repeats = self._repeats.get(key)
+            if repeats is not None and now - repeats.window_start >= self.window_sec:
+                self._write_note(key, repeats)
+                repeats = None
+            if repeats is None:
+                repeats = self._repeats[key] = _Repeats(window_start=now)
+            if repeats.shown >= self.burst:
+                repeats.suppressed += 1
+                return
+            repeats.shown += 1
+        super().emit(record)
+
+    def _repeats_lock(self) -> threading.RLock:
+        lock = self.lock
+        assert lock is not None
+        return lock
+
+    def _write_note(self, key: tuple[str, int, str], repeats: _Repeats) -> None:
+        if not repeats.suppressed:
+            return
+        name, level, message = key
+        where = f"; every one is in {self.log_file}" if self.log_file is not None else ""
+        note = (f"{datetime.now(tz=UTC).strftime('%H:%M:%S')} {logging.getLevelName(level):<7} {name}: ... "
+                f"{repeats.suppressed} more {message!r} not shown here{where}")
+        self.stream.write(redact(note) + self.terminator)
+        repeats.suppressed = 0
+
+    def report_suppressed(self) -> None:
+        """Write the count of every message held back so far (e.g. just before a run summary is printed)."""
+        with self._repeats_lock():
+            for key, repeats in self._repeats.items():
+                self._write_note(key, repeats)
+        self.flush()
+
+    def close(self) -> None:
+        self.report_suppressed()
+        super().close()
+
+
 def _our_handlers(logger: logging.Logger) -> list[logging.Handler]:
     return [handler for handler in logger.handlers if getattr(handler, _HANDLER_MARK, False)]
+
+
+def report_suppressed() -> None:
+    """Have the compact console write the count of each repeated message it held back (a no-op otherwise)."""
+    for handler in _our_handlers(logging.getLogger()):
+        if isinstance(handler, CompactConsoleHandler):
+            handler.report_suppressed()
 
 
 def reset_logging() -> None:
@@ -227,6 +327,8 @@ def setup_logging(
     *,
     console: bool = True,
     console_format: Literal["json", "text"] = "json",
+    console_burst: int = CONSOLE_BURST,
+    console_window_sec: float = CONSOLE_WINDOW_SEC,
     max_bytes: int = DEFAULT_MAX_BYTES,
     backup_count: int = DEFAULT_BACKUP_COUNT,
     quiet_loggers: Iterable[str] = ("asyncio", "aiohttp.access", "sqlalchemy.engine", "alembic"),
@@ -236,18 +338,15 @@ def setup_logging(
     Calling it again replaces the handlers it installed before (never duplicates them). ``log_dir=None`` logs to
     the console only. Returns the log file path, or ``None``. Loggers in ``quiet_loggers`` are held at WARNING
     unless ``level`` is DEBUG.
+
+    ``console_format="json"`` writes every record to the console as JSON (for log shippers); ``"text"`` writes
+    compact lines for people, showing the first ``console_burst`` records of one message per
+    ``console_window_sec`` and a count of the rest (:func:`report_suppressed`). The file gets every record, as JSON.
+    An ``OSError`` (the folder or file cannot be created or written) propagates before any handler is installed.
     """
     numeric_level = parse_level(level)
-    reset_logging()
-    root = logging.getLogger()
-    root.setLevel(numeric_level)
-    redacting_filter = RedactingFilter()
-    handlers: list[logging.Handler] = []
-    if console:
-        console_handler = _CurrentStderrHandler()
-        console_handler.setFormatter(TextFormatter() if console_format == "text" else JsonFormatter())
-        handlers.append(console_handler)
     log_file: Path | None = None
+    file_handler: logging.Handler | None = None
     if log_dir is not None:
         directory = Path(log_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -256,6 +355,21 @@ def setup_logging(
             log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
         )
         file_handler.setFormatter(JsonFormatter())
+    reset_logging()
+    root = logging.getLogger()
+    root.setLevel(numeric_level)
+    redacting_filter = RedactingFilter()
+    handlers: list[logging.Handler] = []
+    if console:
+        console_handler: logging.Handler
+        if console_format == "text":
+            console_handler = CompactConsoleHandler(console_burst, console_window_sec, log_file)
+            console_handler.setFormatter(TextFormatter())
+        else:
+            console_handler = _CurrentStderrHandler()
+            console_handler.setFormatter(JsonFormatter())
+        handlers.append(console_handler)
+    if file_handler is not None:
         handlers.append(file_handler)
     for handler in handlers:
         handler.addFilter(redacting_filter)

@@ -1,4 +1,4 @@
-"""Binance API credentials: the ``.apikey`` file format, its permission rule, and masking for display.
+"""Secrets: the ``.apikey`` file of Binance API credentials, its permission rule, and masking keys and URLs for display.
 
 The ``.apikey`` file holds two ``NAME=value`` lines::
 
@@ -155,3 +155,14 @@ def read_apikey_file(path: Path) -> dict[str, SecretStr]:
         return parse_apikey_text(text)
     except ValueError as error:
         raise ApiKeyFileError(path, [str(error)]) from None
+
+
+def mask_database_url(url: str) -> str:
+    """Hide the password in a database URL: ``postgresql://bot:****@host/db``."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", rf"\1{MASK}@", url)
+
+
+def database_password(url: str) -> str | None:
+    """The password in a database URL, if any (registered with the log redaction filter)."""
+    match = re.search(r"://[^:/@]*:([^@]*)@", url)
+    return match.group(1) if match and match.group(1) else None

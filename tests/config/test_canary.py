@@ -122,10 +122,11 @@ def test_a_bad_secret_type_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> N
     """Even pydantic's own fallback message for a secret field does not show the input."""
     from pydantic import ValidationError
 
-    from config.settings import _SECRET_FIELDS, Settings, problems_from_validation_error
+    from config.problems import problems_from_validation_error
+    from config.settings import SECRET_FIELDS, Settings
 
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, binance_api_secret=12345678901234)  # not a string
-    problems = problems_from_validation_error(caught.value, source="test", root=Settings, upper_first=True, hidden_fields=_SECRET_FIELDS)
+    problems = problems_from_validation_error(caught.value, source="test", root=Settings, upper_first=True, hidden_fields=SECRET_FIELDS)
     assert problems and all("12345678901234" not in str(problem) for problem in problems)
     assert "12345678901234" not in str(caught.value)  # hide_input_in_errors

@@ -125,7 +125,8 @@ def test_sim_with_live_market_data_reads_the_public_mainnet_market_route(monkeyp
 
 def test_every_documented_setting_name_is_read() -> None:
     assert set(setting_names()) == {
-        "MODE", "RECV_WINDOW_MS", "WS_MAX_BACKOFF_SEC", "DB_URL", "LOG_LEVEL", "LOG_DIR", "POSITION_MODE",
+        "MODE", "RECV_WINDOW_MS", "WS_MAX_BACKOFF_SEC", "DB_URL", "LOG_LEVEL", "LOG_DIR", "LOG_FORMAT",
+        "POSITION_MODE",
         "SYMBOLS_FILE", "STATUS_DIR", "HEARTBEAT_INTERVAL_SEC", "SIM_DATA", "SIM_SPEED", "SIM_START_BALANCE",
         "MARKET_DATA", "REST_BASE_URL", "WS_MARKET_URL", "WS_PRIVATE_URL", "BINANCE_API_KEY", "BINANCE_API_SECRET",
         "APIKEY_FILE",
@@ -156,6 +157,10 @@ BAD_VALUES = [
     ("WS_MAX_BACKOFF_SEC", "0", "WS_MAX_BACKOFF_SEC: must be greater than 0 and at most 3600 (got 0)"),
     ("WS_MAX_BACKOFF_SEC", "soon", "WS_MAX_BACKOFF_SEC: must be a number greater than 0 and at most 3600 (got 'soon')"),
     ("DB_URL", "trader.db", "DB_URL: must be a database URL such as sqlite:///./database/trader.db"),
+    ("DB_URL", "mysql://bot@db/trader", "DB_URL: unsupported database mysql:// (got 'mysql://bot@db/trader'); the "
+     "bot stores its state in SQLite or PostgreSQL: use sqlite:///./database/trader.db or postgresql+psycopg://"),
+    ("DB_URL", "postgresql+psycopg2://bot@db/trader", "DB_URL: unsupported database postgresql+psycopg2://"),
+    ("LOG_FORMAT", "xml", "LOG_FORMAT: must be one of text, json (got 'xml')"),
     ("LOG_LEVEL", "verbose", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got 'verbose')"),
     ("POSITION_MODE", "BOTH", "POSITION_MODE: must be one of ONEWAY, HEDGE (got 'BOTH')"),
     ("HEARTBEAT_INTERVAL_SEC", "-1", "HEARTBEAT_INTERVAL_SEC: must be greater than 0 and at most 3600 (got -1)"),
@@ -266,6 +271,11 @@ def test_missing_sim_data_files_are_named(monkeypatch: pytest.MonkeyPatch, write
     assert len(error.problems) == 1
 
 
+def test_a_sim_data_folder_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SIM_DATA", str(tmp_path))
+    assert f"SIM_DATA: {tmp_path} is a folder: name the kline files in it" in str(load_error())
+
+
 def test_database_password_is_masked_in_repr_and_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_URL", "postgresql+psycopg://bot:hunter2-long-password@db:5432/trader")
     config = load_config(env_file=None, symbols_file=SHIPPED_SYMBOLS_FILE)
@@ -277,3 +287,6 @@ def test_database_password_is_masked_in_repr_and_summary(monkeypatch: pytest.Mon
 def test_a_bad_database_url_does_not_echo_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_URL", "not a url://user:secret-password@host")
     assert "secret-password" not in str(load_error())
+    monkeypatch.setenv("DB_URL", "mysql://user:secret-password@host/db")
+    message = str(load_error())
+    assert "secret-password" not in message and "mysql://user:****@host/db" in message

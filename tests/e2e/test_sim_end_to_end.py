@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import load_config
+from config import load_config
 from database.repository import Repository
 from executor.risk import utc_day_start
 from marketdata.replay import csv_source

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import load_config
+from config import load_config
 from marketdata.replay import ReplaySource, csv_source, synthetic_source
 from marketdata.synthetic import synthetic_candles
 from runtime.trader import SimTrader

@@ -135,3 +135,18 @@ def test_params_are_described_with_types_limits_and_defaults() -> None:
         "overbought (number > 0 and < 100, default 70), exit_level (number >= 0 and < 100, default 50)"
     )
 
+
+
+def test_a_constructor_that_raises_is_one_clear_error(tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, "fragile", "fragile_probe", "FragileProbe")
+    path.write_text(path.read_text(encoding="utf-8") + '''
+    def __init__(self, symbol, params):
+        super().__init__(symbol, params)
+        raise RuntimeError("needs an order book feed")
+''', encoding="utf-8")
+    with pytest.raises(StrategyError) as raised:
+        load_strategy("fragile_probe", "BTCUSDT", package=tmp_path)
+    message = str(raised.value)
+    assert message.startswith("strategy 'fragile_probe' for BTCUSDT failed to start: RuntimeError: needs an order "
+                              "book feed (its constructor raised; fix ")
+    assert str(path) in message and message.endswith("or take it out of symbols.toml)")

@@ -80,6 +80,12 @@ def test_a_raising_strategy_is_disabled_for_its_symbol_only(
     assert not runner.is_enabled("exploding", "BTCUSDT")
     assert runner.is_enabled("exploding", "ETHUSDT") and runner.is_enabled("ema_crossover", "BTCUSDT")
     assert exploding_btc.candles_seen == 5  # never called again
+    assert runner.status() == {  # the heartbeat's "strategies" section
+        "running": [{"strategy": "ema_crossover", "symbol": "BTCUSDT"}, {"strategy": "exploding", "symbol": "ETHUSDT"},
+                    {"strategy": "ema_crossover", "symbol": "ETHUSDT"}],
+        "disabled": [{"strategy": "exploding", "symbol": "BTCUSDT", "reason": "RuntimeError: boom on candle 5",
+                      "since_time": btc[4].close_time}],
+    }
     assert exploding_eth.candles_seen == 3000
     for symbol, candles in (("BTCUSDT", btc), ("ETHUSDT", eth)):
         got = [signal for signal in signals if signal.symbol == symbol]

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from utils.domain import Candle
 from utils.klines_csv import (
     HEADER,
+    Gap,
     KlinesCsvError,
+    KlinesReport,
     interval_from_filename,
     load_klines_csv,
     read_klines_csv,
@@ -155,6 +157,19 @@ def test_reading_streams_one_row_at_a_time(usdm_1m_dir: Path) -> None:
         ("1681948920000,28764.30,28770,28760,28766.0,10,1681948979999,1,2,3", "10 columns where the file has 11"),
         ("2023-04-20 00:02,28764.30,28770,28760,28766.0,10,1681948979999,1,2,3,4", "open_time is not a non-negative"),
         ("1681948920000,28764.30,28770,28760,28766.0,10,1681948979999,1,2.5,3,4", "trades is not a non-negative"),
+        ("1681948920000,28764.30,28760,28770,28766.0,10,1681948979999,1,2,3,4", "high 28760 is below low 28770"),
+        ("1681948920000,-1,28770,28760,28766.0,10,1681948979999,1,2,3,4", "open must be a price above 0 (got -1)"),
+        ("1681948920000,28764.30,28770,28760,0,10,1681948979999,1,2,3,4", "close must be a price above 0 (got 0)"),
+        ("1681948920000,28780,28770,28760,28766.0,10,1681948979999,1,2,3,4",
+         "open 28780 is outside the candle's low..high (28760..28770)"),
+        ("1681948920000,28764.30,28770,28760,28766.0,-10,1681948979999,1,2,3,4", "volume is negative (-10)"),
+        ("1681948920000,28764.30,28770,28760,28766.0,10,1681948979999,-1,2,3,4", "quote_volume is negative (-1)"),
+        ("1681948920000,28764.30,28770,28760,28766.0,10,1681948919999,1,2,3,4",
+         "close_time 1681948919999 is before open_time 1681948920000"),
+        ("1681948860000,28764.30,28770,28760,28766.0,10,1681948919999,1,2,3,4",
+         "open_time 1681948860000 is the same as the previous row's (1681948860000): a duplicated or out-of-order"),
+        ("1681948800000,28764.30,28770,28760,28766.0,10,1681948859999,1,2,3,4",
+         "open_time 1681948800000 is before the previous row's (1681948860000): a duplicated or out-of-order"),
     ],
 )
 def test_a_malformed_row_names_file_and_line(tmp_path: Path, bad_row: str, problem: str) -> None:
@@ -178,6 +193,30 @@ def test_skip_bad_logs_and_skips(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert "2 columns where the file has 11" in record.problem
 
 
+def test_skipped_rows_and_gaps_are_reported_with_their_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    row = "{open_time},28795.0,28801.4,28781.2,28795.3,1,{close_time},1,1,1,1"
+    minute = 60_000
+    start = 1681948800000
+
+    def at(minutes: int) -> str:
+        return row.format(open_time=start + minutes * minute, close_time=start + minutes * minute + minute - 1)
+
+    # line 1 header; 2: 00:00; 3: 00:01; 4: 00:01 again; 5: 00:00 (back in time); 6: 00:05 (00:02-00:04 missing)
+    path = write_lines(tmp_path / "BTCUSDT-1m-2023-04-20.csv", [",".join(HEADER), at(0), at(1), at(1), at(0), at(5)])
+    report = KlinesReport(path)
+    with caplog.at_level(logging.WARNING, logger="utils.klines_csv"):
+        candles = list(read_klines_csv(path, skip_bad=True, report=report))
+    assert [(candle.open_time - start) // minute for candle in candles] == [0, 1, 5]
+    assert report.candles == 3
+    assert [skipped.line_number for skipped in report.skipped] == [4, 5]
+    assert report.gaps == [Gap(line_number=6, after_open_time=start + minute, open_time=start + 5 * minute, missing=3)]
+    assert report.missing_intervals == 3
+    assert [(record.message, record.line_number) for record in caplog.records] == [
+        ("skipped a bad kline row", 4), ("skipped a bad kline row", 5), ("gap in the kline data", 6),
+    ]
+    assert all(record.path == str(path) for record in caplog.records)
+
+
 def test_a_file_that_is_not_klines_is_refused_at_its_first_row(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "BTCUSDT_funding.csv", ["funding_time_ms,funding_rate", "1741276800000,6.818e-05"])
     with pytest.raises(KlinesCsvError, match=r"BTCUSDT_funding\.csv:1: first row has 2 columns"):
@@ -190,26 +229,30 @@ decimals = st.builds(
     st.integers(min_value=0, max_value=10**20),
     st.integers(min_value=-12, max_value=3),
 )
-times = st.integers(min_value=0, max_value=10**15 - 1)
-candles = st.builds(
-    Candle,
-    symbol=st.just("BTCUSDT"),
-    open_time=times,
-    close_time=times,
-    open=decimals,
-    high=decimals,
-    low=decimals,
-    close=decimals,
-    volume=decimals,
-    quote_volume=decimals,
-    trades=st.integers(min_value=0, max_value=10**9),
-    taker_buy_volume=decimals,
-    taker_buy_quote_volume=decimals,
-)
+prices = decimals.filter(lambda value: value > 0)
+times = st.integers(min_value=0, max_value=10**15 - 60_000)
+
+
+@st.composite
+def candle_lists(draw: st.DrawFn) -> list[Candle]:
+    """Rows a kline file can hold: open times rising, open and close within low..high, prices above 0."""
+    open_times = sorted(draw(st.sets(times, max_size=10)))
+    result = []
+    for open_time in open_times:
+        low, open_, close, high = sorted(draw(st.lists(prices, min_size=4, max_size=4)))
+        if draw(st.booleans()):
+            open_, close = close, open_
+        result.append(Candle(
+            "BTCUSDT", open_time, open_time + draw(st.integers(min_value=0, max_value=59_999)),
+            open_, high, low, close, draw(decimals),
+            quote_volume=draw(decimals), trades=draw(st.integers(min_value=0, max_value=10**9)),
+            taker_buy_volume=draw(decimals), taker_buy_quote_volume=draw(decimals),
+        ))
+    return result
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(candles, max_size=10))
+@given(candle_lists())
 def test_write_then_read_round_trips_exactly(tmp_path: Path, written: list[Candle]) -> None:
     path = tmp_path / "BTCUSDT_usdm_1m_roundtrip.csv"
     assert write_klines_csv(path, written) == len(written)

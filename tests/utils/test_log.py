@@ -14,12 +14,14 @@ import pytest
 from utils.domain import Side
 from utils.log import (
     LOG_FILE_NAME,
+    CompactConsoleHandler,
     JsonFormatter,
     RedactingFilter,
     forget_secrets,
     parse_level,
     redact,
     register_secret,
+    report_suppressed,
     reset_logging,
     setup_logging,
 )
@@ -149,9 +151,50 @@ def test_console_only_and_file_only(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_text_console_format(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging("INFO", None, console_format="text")
-    logger.info("started", extra={"mode": "sim"})
-    text = capsys.readouterr().err
-    assert re.match(r"^\S+Z INFO +tests.log: started mode=sim$", text.strip())
+    logger.info("started", extra={"mode": "sim", "reason": "two words", "long": "x" * 300})
+    text = capsys.readouterr().err.strip()
+    match = re.match(r'^\d\d:\d\d:\d\d INFO    tests.log: started mode=sim reason="two words" long=(x+)\.\.\.$', text)
+    assert match is not None, text
+    assert len(match.group(1)) == 97  # values are cut to 100 characters on the console
+
+
+def test_text_console_shows_a_few_of_each_repeated_message_and_counts_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("INFO", tmp_path, console_format="text", console_burst=2)
+    for number in range(5):
+        logger.warning("order refused", extra={"number": number})
+    logger.info("something else")
+    report_suppressed()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "WARNING tests.log: order refused number=0",
+        "WARNING tests.log: order refused number=1",
+        "INFO    tests.log: something else",
+        f"WARNING tests.log: ... 3 more 'order refused' not shown here; every one is in {tmp_path / LOG_FILE_NAME}",
+    ]
+    flush()
+    assert [line["number"] for line in file_lines(tmp_path) if line["message"] == "order refused"] == [0, 1, 2, 3, 4]
+    report_suppressed()
+    assert capsys.readouterr().err == ""  # each count is written once
+
+
+def test_text_console_opens_a_new_window_after_window_sec(capsys: pytest.CaptureFixture[str]) -> None:
+    now = [100.0]
+    handler = CompactConsoleHandler(burst=1, window_sec=60, log_file=None, clock=lambda: now[0])
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    record = logging.LogRecord("tests.log", logging.INFO, __file__, 1, "tick", None, None)
+    for at in (100.0, 130.0, 159.0, 160.0, 161.0):
+        now[0] = at
+        handler.handle(record)
+    handler.close()
+    lines = [line.split(" ", 1)[-1] for line in capsys.readouterr().err.splitlines()]
+    assert lines == [
+        "tick",  # 100: a window opens
+        "INFO    tests.log: ... 2 more 'tick' not shown here",  # 130 and 159 were held back; 160 opens a new window
+        "tick",
+        "INFO    tests.log: ... 1 more 'tick' not shown here",  # 161, written on close
+    ]
 
 
 def test_an_unknown_level_is_refused() -> None:

@@ -1046,14 +1046,15 @@ class ExecutionCore:
             if strategy:
                 self.risk.on_position_opened(strategy, fill.symbol, now)
         opening = (signed > 0) == (trip.direction is Side.BUY)
-        if opening:
-            trip = replace(trip, quantity=trip.quantity + fill.quantity,
-                           entry_value=trip.entry_value + fill.price * fill.quantity)
-        else:
-            trip = replace(trip, closed_quantity=trip.closed_quantity + fill.quantity,
-                           exit_value=trip.exit_value + fill.price * fill.quantity)
-        trip = replace(trip, realized_pnl=trip.realized_pnl + fill.realized_pnl,
-                       commission=trip.commission + fill.commission, fills=trip.fills + 1)
+        value = fill.price * fill.quantity
+        trip = RoundTrip(  # one construction per fill (dataclasses.replace costs several times more)
+            trip.trip_id, trip.strategy, trip.symbol, trip.position_side, trip.direction, trip.open_time,
+            trip.status, trip.close_time,
+            trip.quantity + fill.quantity if opening else trip.quantity,
+            trip.closed_quantity if opening else trip.closed_quantity + fill.quantity,
+            trip.entry_value + value if opening else trip.entry_value,
+            trip.exit_value if opening else trip.exit_value + value,
+            trip.realized_pnl + fill.realized_pnl, trip.commission + fill.commission, trip.fills + 1)
         owner = trip.strategy or None
         if amount != 0:
             self.holdings[key] = Holding(amount, owner)

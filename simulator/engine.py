@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from simulator import codes, events, rest_shapes
@@ -43,6 +44,16 @@ from simulator.matching import (
     round_to_tick,
     taker_price,
     volume_cap,
+)
+from simulator.state import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    StateError,
+    decode,
+    encode,
+    read_state_file,
+    require,
+    write_state_file,
 )
 from utils.clock import Clock
 from utils.domain import (
@@ -288,6 +299,26 @@ def _algo_snapshot(algo: AlgoOrder) -> AlgoOrder:
                      algo.avg_price, algo.reject_reason)
 
 
+# What snapshot() keeps of the account, by snapshot key: (attribute, type).
+_ACCOUNT_STATE: dict[str, tuple[str, Any]] = {
+    "wallet_balance": ("_wallet", Decimal), "deposits": ("_deposits", Decimal),
+    "realized_pnl": ("_realized", Decimal), "fees_paid": ("_fees", Decimal), "funding_total": ("_funding", Decimal),
+    "update_time": ("_update_time", int), "dual_side_position": ("_dual_side", bool),
+    "next_order_id": ("_next_order_id", int), "next_trade_id": ("_next_trade_id", int),
+    "next_algo_id": ("_next_algo_id", int), "next_liquidation_id": ("_next_liquidation", int),
+    "sequence": ("_seq", int),
+}
+# ... of each symbol (the rest of _Symbol follows from the configuration and filters) and of each position.
+_SYMBOL_STATE: dict[str, Any] = {
+    "leverage": int, "margin_type": MarginType, "has_candle": bool, "last_price": Decimal, "last_low": Decimal,
+    "last_high": Decimal, "last_volume": Decimal, "last_open_time": int, "mark_price": Decimal,
+    "mark_from_feed": bool, "funding_rate": Decimal, "next_funding_time": int, "bid_notional": Decimal,
+    "ask_notional": Decimal, "open_long_notional": Decimal, "open_short_notional": Decimal,
+}
+_POSITION_STATE: dict[str, Any] = {
+    "amount": Decimal, "entry_price": Decimal, "open_fees": Decimal, "realized_pnl": Decimal,
+    "isolated_wallet": Decimal, "update_time": int,
+}
 # A place and a range to execute at: (reference price, low, high, traded volume) of the candle it happens in.
 _Quote = tuple[Decimal, Decimal, Decimal, Decimal]
 
@@ -302,7 +333,16 @@ class SimExchange:
         clock: Clock,
         config: SimConfig = SimConfig(),
         initial_balance: Decimal = Decimal("10000"),
+        first_order_id: int = 1,
+        first_trade_id: int = 1,
+        first_algo_id: int = 1,
     ) -> None:
+        """``first_*_id``: where the id counters start, so that a fresh account kept in a database that already
+        holds ids from an older account never repeats one."""
+        for name, first in (("first_order_id", first_order_id), ("first_trade_id", first_trade_id),
+                            ("first_algo_id", first_algo_id)):
+            if isinstance(first, bool) or not isinstance(first, int) or first < 1:
+                raise ValueError(f"{name} must be a positive integer, got {first!r}")
         self._clock = clock
         self._config = config
         self._maker_fee = config.maker_fee_rate
@@ -331,9 +371,9 @@ class SimExchange:
         self._pending: deque[dict[str, Any]] = deque()
         self._flushing = False
         self._rng = random.Random(config.seed)
-        self._next_order_id = 1
-        self._next_trade_id = 1
-        self._next_algo_id = 1
+        self._next_order_id = first_order_id
+        self._next_trade_id = first_trade_id
+        self._next_algo_id = first_algo_id
         self._next_liquidation = 1
         self._seq = 0
         self._algos: dict[int, AlgoOrder] = {}
@@ -356,13 +396,156 @@ class SimExchange:
         clock: Clock,
         config: SimConfig = SimConfig(),
         initial_balance: Decimal = Decimal("10000"),
+        first_order_id: int = 1,
+        first_trade_id: int = 1,
+        first_algo_id: int = 1,
     ) -> SimExchange:
         """An exchange for every symbol of an exchangeInfo document (default: the shipped one), taking each
         symbol's liquidation clearance fee from it unless ``config`` sets one."""
         document = document if document is not None else load_exchange_info()
         rates = {**liquidation_fee_rates(document), **config.liquidation_fee_rate}
         return cls(parse_exchange_info(document), clock=clock,
-                   config=dataclasses.replace(config, liquidation_fee_rate=rates), initial_balance=initial_balance)
+                   config=dataclasses.replace(config, liquidation_fee_rate=rates), initial_balance=initial_balance,
+                   first_order_id=first_order_id, first_trade_id=first_trade_id, first_algo_id=first_algo_id)
+
+    # ==================================================================================== state snapshot
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the exchange holds, as plain JSON-able data (Decimals as exact strings): configuration,
+        filters, account, id counters, the seeded client-id generator, and per symbol its prices and candle
+        state, funding, leverage and margin type, positions, every order (open or not), conditional orders
+        and trades. ``SimExchange.restore`` rebuilds an exchange that carries on exactly as this one would.
+        Listeners are not part of the state."""
+        if self._pending or self._flushing:
+            raise RuntimeError("snapshot() called while events are being delivered; take it after the call "
+                               "that produced them has returned")
+        version, internal, gauss = self._rng.getstate()
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "time": self._clock.now_ms(),
+            "config": encode(self._config),
+            "filters": {name: encode(st.filters) for name, st in self._symbols.items()},
+            "account": {key: encode(getattr(self, attribute)) for key, (attribute, _) in _ACCOUNT_STATE.items()},
+            "client_id_generator": [version, list(internal), gauss],
+            "symbols": {name: self._symbol_state(st) for name, st in self._symbols.items()},
+            "algo_orders": [encode(algo) for algo in self._algos.values()],
+            "algo_by_client": {client_id: algo.algo_id for client_id, algo in self._algo_by_client.items()},
+            "open_algo_by_client": {client_id: working.algo.algo_id
+                                    for client_id, working in self._open_algo_by_client.items()},
+        }
+
+    @classmethod
+    def restore(cls, snapshot: Mapping[str, Any], *, clock: Clock) -> SimExchange:
+        """An exchange rebuilt from ``snapshot()``'s output (no listeners). The clock must not be behind the
+        moment of the snapshot. A malformed document raises ``StateError`` naming the field."""
+        if require(snapshot, "format", "state") != STATE_FORMAT:
+            raise StateError(f"state: format is {snapshot['format']!r}, expected {STATE_FORMAT!r}")
+        if require(snapshot, "version", "state") != STATE_VERSION:
+            raise StateError(f"state: version {snapshot['version']!r} is not supported (this engine reads "
+                             f"version {STATE_VERSION})")
+        taken_at = decode(int, require(snapshot, "time", "state"), "state.time")
+        if clock.now_ms() < taken_at:
+            raise StateError(f"state was saved at {taken_at} but the clock is at {clock.now_ms()}: set the clock "
+                             "to the snapshot's time or later, or event times would go backwards")
+        config = decode(SimConfig, require(snapshot, "config", "state"), "state.config")
+        filters = decode(dict[str, SymbolFilters], require(snapshot, "filters", "state"), "state.filters")
+        exchange = cls(filters, clock=clock, config=config, initial_balance=ZERO)
+        exchange._load_state(snapshot)
+        return exchange
+
+    def save_state(self, path: str | Path) -> None:
+        """Write ``snapshot()`` to ``path`` as JSON, atomically (temporary file, fsync, rename)."""
+        write_state_file(path, self.snapshot())
+
+    @classmethod
+    def load_state(cls, path: str | Path, *, clock: Clock) -> SimExchange:
+        """``restore`` from a file written by ``save_state``."""
+        return cls.restore(read_state_file(path), clock=clock)
+
+    def _symbol_state(self, st: _Symbol) -> dict[str, Any]:
+        return {
+            **{name: encode(getattr(st, name)) for name in _SYMBOL_STATE},
+            "positions": [{"position_side": p.position_side.value,
+                           **{name: encode(getattr(p, name)) for name in _POSITION_STATE}}
+                          for p in st.positions.values()],
+            "orders": [{"order": encode(w.order), "orig_type": w.orig_type.value, "seq": w.seq,
+                        "margin_direction": w.margin_direction, "closing": w.closing, "booked": w.booked,
+                        "algo_id": w.algo.algo_id if w.algo is not None else None} for w in st.orders.values()],
+            "open_orders": list(st.open_orders),
+            "open_by_client": {client_id: w.order.order_id for client_id, w in st.open_by_client.items()},
+            "latest_by_client": {client_id: w.order.order_id for client_id, w in st.latest_by_client.items()},
+            "open_algo_orders": [[w.algo.algo_id, w.seq] for w in st.algos.values()],
+            "trades": [encode(fill) for fill in st.trades],
+        }
+
+    def _load_state(self, snapshot: Mapping[str, Any]) -> None:
+        account = require(snapshot, "account", "state")
+        for key, (attribute, kind) in _ACCOUNT_STATE.items():
+            setattr(self, attribute, decode(kind, require(account, key, "state.account"), f"state.account.{key}"))
+        generator = require(snapshot, "client_id_generator", "state")
+        try:
+            version, internal, gauss = generator
+            self._rng.setstate((version, tuple(internal), gauss))
+        except (TypeError, ValueError):
+            raise StateError("state.client_id_generator: not a saved random generator state") from None
+        algos = [decode(AlgoOrder, data, f"state.algo_orders[{index}]")
+                 for index, data in enumerate(require(snapshot, "algo_orders", "state"))]
+        self._algos = {algo.algo_id: algo for algo in algos}
+        self._algo_by_client = {client_id: self._saved(self._algos, algo_id, "state.algo_by_client")
+                                for client_id, algo_id in require(snapshot, "algo_by_client", "state").items()}
+        symbols = require(snapshot, "symbols", "state")
+        if set(symbols) != set(self._symbols):
+            raise StateError(f"state.symbols: holds {sorted(symbols)} but the filters list {sorted(self._symbols)}")
+        open_algos: dict[int, _AlgoWorking] = {}
+        for name, st in self._symbols.items():
+            self._load_symbol(st, symbols[name], f"state.symbols.{name}", open_algos)
+        self._open_algo_by_client = {
+            client_id: self._saved(open_algos, algo_id, "state.open_algo_by_client")
+            for client_id, algo_id in require(snapshot, "open_algo_by_client", "state").items()}
+
+    def _load_symbol(self, st: _Symbol, data: Mapping[str, Any], where: str,
+                     open_algos: dict[int, _AlgoWorking]) -> None:
+        for name, kind in _SYMBOL_STATE.items():
+            setattr(st, name, decode(kind, require(data, name, where), f"{where}.{name}"))
+        st.positions = {}
+        for index, saved in enumerate(require(data, "positions", where)):
+            place = f"{where}.positions[{index}]"
+            position = PositionState(st.name, decode(PositionSide, require(saved, "position_side", place), place))
+            for name, kind in _POSITION_STATE.items():
+                setattr(position, name, decode(kind, require(saved, name, place), f"{place}.{name}"))
+            st.positions[position.position_side] = position
+        st.exposed = any(p.amount for p in st.positions.values())
+        st.orders = {}
+        for index, saved in enumerate(require(data, "orders", where)):
+            place = f"{where}.orders[{index}]"
+            algo_id = decode(int | None, require(saved, "algo_id", place), f"{place}.algo_id")
+            working = _Working(decode(Order, require(saved, "order", place), f"{place}.order"),
+                               decode(OrderType, require(saved, "orig_type", place), f"{place}.orig_type"),
+                               decode(int, require(saved, "seq", place), f"{place}.seq"),
+                               decode(int, require(saved, "margin_direction", place), f"{place}.margin_direction"),
+                               decode(bool, require(saved, "closing", place), f"{place}.closing"),
+                               None if algo_id is None else self._saved(self._algos, algo_id, f"{place}.algo_id"))
+            working.booked = decode(bool, require(saved, "booked", place), f"{place}.booked")
+            st.orders[working.order.order_id] = working
+        st.open_orders = {order_id: self._saved(st.orders, order_id, f"{where}.open_orders")
+                          for order_id in require(data, "open_orders", where)}
+        st.open_by_client = {client_id: self._saved(st.open_orders, order_id, f"{where}.open_by_client")
+                             for client_id, order_id in require(data, "open_by_client", where).items()}
+        st.latest_by_client = {client_id: self._saved(st.orders, order_id, f"{where}.latest_by_client")
+                               for client_id, order_id in require(data, "latest_by_client", where).items()}
+        st.algos = {}
+        for algo_id, seq in require(data, "open_algo_orders", where):
+            working_algo = _AlgoWorking(self._saved(self._algos, algo_id, f"{where}.open_algo_orders"), seq)
+            st.algos[algo_id] = open_algos[algo_id] = working_algo
+        st.trades = [decode(Fill, fill, f"{where}.trades[{index}]")
+                     for index, fill in enumerate(require(data, "trades", where))]
+
+    @staticmethod
+    def _saved[T](table: Mapping[int, T], key: object, where: str) -> T:
+        """The record a snapshot refers to by id (StateError when the snapshot does not hold it)."""
+        if isinstance(key, bool) or not isinstance(key, int) or key not in table:
+            raise StateError(f"{where}: refers to id {key!r}, which the state does not hold")
+        return table[key]
 
     # ================================================================================================ listeners
     def add_listener(self, callback: Callable[[dict[str, Any]], None]) -> None:

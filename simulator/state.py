@@ -4,7 +4,8 @@
 digit for digit), mappings and sequences into JSON-able values; ``decode`` rebuilds a value of a given type from
 them, driven by the type hints, and names the field that is missing or malformed. ``write_state_file`` replaces
 a file atomically (temporary file in the same folder, fsync, rename), so a crash leaves the old state or the new
-one, never half of either. What the exchange's state holds is in ``SimExchange.snapshot`` and docs/simulator.md.
+one, never half of either. ``symbol_state`` / ``load_symbol_state`` lay out one symbol's book, positions and
+trades; the rest of the document is ``SimExchange.snapshot``'s (see docs/simulator.md, "State").
 """
 
 from __future__ import annotations
@@ -21,8 +22,25 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from simulator.account import PositionState
+from simulator.records import AlgoOrder, SymbolState, WorkingAlgo, WorkingOrder
+from utils.domain import Fill, MarginType, Order, OrderType, PositionSide
+
 STATE_FORMAT = "auto-coin-trader-v3/sim-exchange-state"
 STATE_VERSION = 1
+
+# What the state keeps of each symbol (the rest of SymbolState follows from the configuration and filters) and of
+# each position, with their types.
+SYMBOL_FIELDS: dict[str, Any] = {
+    "leverage": int, "margin_type": MarginType, "has_candle": bool, "last_price": Decimal, "last_low": Decimal,
+    "last_high": Decimal, "last_volume": Decimal, "last_open_time": int, "mark_price": Decimal,
+    "mark_from_feed": bool, "funding_rate": Decimal, "next_funding_time": int, "bid_notional": Decimal,
+    "ask_notional": Decimal, "open_long_notional": Decimal, "open_short_notional": Decimal,
+}
+POSITION_FIELDS: dict[str, Any] = {
+    "amount": Decimal, "entry_price": Decimal, "open_fees": Decimal, "realized_pnl": Decimal,
+    "isolated_wallet": Decimal, "update_time": int,
+}
 
 
 class StateError(ValueError):
@@ -167,3 +185,73 @@ def read_state_file(path: str | Path) -> dict[str, Any]:
         raise StateError(f"state file {path}: expected a JSON object")
     return document
 
+
+
+def referred[T](table: Mapping[int, T], key: object, where: str) -> T:
+    """The record a state document refers to by id (StateError when the document does not hold it)."""
+    if isinstance(key, bool) or not isinstance(key, int) or key not in table:
+        raise StateError(f"{where}: refers to id {key!r}, which the state does not hold")
+    return table[key]
+
+
+def symbol_state(st: SymbolState) -> dict[str, Any]:
+    """One symbol's state: prices and candle state, funding, leverage, positions, every order, open
+    conditional orders (by algoId, with their arrival sequence) and trades."""
+    return {
+        **{name: encode(getattr(st, name)) for name in SYMBOL_FIELDS},
+        "positions": [{"position_side": p.position_side.value,
+                       **{name: encode(getattr(p, name)) for name in POSITION_FIELDS}}
+                      for p in st.positions.values()],
+        "orders": [{"order": encode(w.order), "orig_type": w.orig_type.value, "seq": w.seq,
+                    "margin_direction": w.margin_direction, "closing": w.closing, "booked": w.booked,
+                    "algo_id": w.algo.algo_id if w.algo is not None else None} for w in st.orders],
+        "open_orders": list(st.open.by_id),
+        "open_by_client": {client_id: w.order.order_id for client_id, w in st.open.by_client.items()},
+        "latest_by_client": {client_id: w.order.order_id for client_id, w in st.orders.by_client.items()},
+        "open_algo_orders": [[w.algo.algo_id, w.seq] for w in st.algos.values()],
+        "trades": [encode(fill) for fill in st.trades],
+    }
+
+
+def load_symbol_state(st: SymbolState, data: Mapping[str, Any], where: str,
+                      algos: Mapping[int, AlgoOrder]) -> list[WorkingAlgo]:
+    """Put ``symbol_state``'s output back into ``st``; ``algos`` are every conditional order by algoId.
+    Returns the symbol's open conditional orders."""
+    for name, kind in SYMBOL_FIELDS.items():
+        setattr(st, name, decode(kind, require(data, name, where), f"{where}.{name}"))
+    st.positions = {}
+    for index, saved in enumerate(require(data, "positions", where)):
+        place = f"{where}.positions[{index}]"
+        position = PositionState(st.name, decode(PositionSide, require(saved, "position_side", place),
+                                                 f"{place}.position_side"))
+        for name, kind in POSITION_FIELDS.items():
+            setattr(position, name, decode(kind, require(saved, name, place), f"{place}.{name}"))
+        st.positions[position.position_side] = position
+    st.exposed = any(p.amount for p in st.positions.values())
+    orders = st.orders.by_id
+    orders.clear()
+    for index, saved in enumerate(require(data, "orders", where)):
+        place = f"{where}.orders[{index}]"
+        algo_id = decode(int | None, require(saved, "algo_id", place), f"{place}.algo_id")
+        working = WorkingOrder(decode(Order, require(saved, "order", place), f"{place}.order"),
+                               decode(OrderType, require(saved, "orig_type", place), f"{place}.orig_type"),
+                               decode(int, require(saved, "seq", place), f"{place}.seq"),
+                               decode(int, require(saved, "margin_direction", place), f"{place}.margin_direction"),
+                               decode(bool, require(saved, "closing", place), f"{place}.closing"),
+                               None if algo_id is None else referred(algos, algo_id, f"{place}.algo_id"))
+        working.booked = decode(bool, require(saved, "booked", place), f"{place}.booked")
+        orders[working.order.order_id] = working
+    st.orders.by_client = {client_id: referred(orders, order_id, f"{where}.latest_by_client")
+                           for client_id, order_id in require(data, "latest_by_client", where).items()}
+    st.open.by_id = {order_id: referred(orders, order_id, f"{where}.open_orders")
+                     for order_id in require(data, "open_orders", where)}
+    st.open.by_client = {client_id: referred(st.open.by_id, order_id, f"{where}.open_by_client")
+                         for client_id, order_id in require(data, "open_by_client", where).items()}
+    st.algos = {}
+    for index, saved in enumerate(require(data, "open_algo_orders", where)):
+        place = f"{where}.open_algo_orders[{index}]"
+        algo_id, seq = decode(list[int], saved, place)
+        st.algos[algo_id] = WorkingAlgo(referred(algos, algo_id, place), seq)
+    st.trades = [decode(Fill, fill, f"{where}.trades[{index}]")
+                 for index, fill in enumerate(require(data, "trades", where))]
+    return list(st.algos.values())

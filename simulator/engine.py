@@ -322,6 +322,10 @@ class SimExchange:
             self._flush()
         return rest_shapes.leverage_response(symbol, leverage, max_notional)
 
+    def leverage_brackets(self, symbol: str) -> tuple[LeverageBracket, ...]:
+        """The symbol's tiers, lowest notional first (GET /fapi/v1/leverageBracket: rest_shapes.leverage_brackets)."""
+        return self._symbol(symbol).brackets
+
     def liquidation_fee_rate(self, symbol: str) -> Decimal:
         return self._symbol(symbol).liquidation_fee_rate
 

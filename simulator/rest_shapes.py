@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from simulator.account import LeverageBracket
 from simulator.events import SELF_TRADE_PREVENTION, money_text, num, price_text
 from simulator.records import AccountState, AlgoOrder, PositionRisk
 from utils.domain import ZERO, Fill, Order, OrderType
@@ -195,6 +196,19 @@ def account_v3(account: AccountState, risks: Sequence[PositionRisk]) -> dict[str
         if risk.amount
     ]
     return {**totals, "assets": [asset], "positions": positions}
+
+
+def leverage_brackets(symbol: str, brackets: Sequence[LeverageBracket]) -> dict[str, Any]:
+    """One symbol's entry of GET /fapi/v1/leverageBracket (numbers as Binance sends them there: JSON numbers)."""
+    return {"symbol": symbol, "brackets": [
+        {"bracket": tier.bracket, "initialLeverage": tier.initial_leverage, "notionalCap": _number(tier.notional_cap),
+         "notionalFloor": _number(tier.notional_floor), "maintMarginRatio": _number(tier.maint_margin_ratio),
+         "cum": _number(tier.cum)} for tier in brackets]}
+
+
+def _number(value: Decimal) -> int | float:
+    """A JSON number for a bracket field: an int when whole, else the float of its exact decimal string."""
+    return int(value) if value == value.to_integral_value() else float(str(value))
 
 
 def leverage_response(symbol: str, leverage: int, max_notional: Decimal) -> dict[str, Any]:

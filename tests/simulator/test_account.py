@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from simulator import rest_shapes
 from simulator.account import PositionState, maintenance_margin, parse_leverage_brackets, to_wallet
 from simulator.engine import SimConfig
 from simulator.exchange_info import LEVERAGE_BRACKETS_PATH, load_leverage_brackets
@@ -87,6 +88,8 @@ class TestLeverage:
                 assert maintenance_margin([lower], edge) == edge * upper.maint_margin_ratio - upper.cum, symbol
         venue = make_venue()
         ex = venue.exchange
+        # GET /fapi/v1/leverageBracket as the engine would answer it: the shipped document again
+        assert [rest_shapes.leverage_brackets(s, ex.leverage_brackets(s)) for s in ex.symbols] == document
         assert ex.set_leverage(BTC, 125)["maxNotionalValue"] == "50000"
         assert ex.set_leverage("ETHUSDT", 125)["maxNotionalValue"] == "50000"
         assert ex.set_leverage("LTCUSDT", 75)["maxNotionalValue"] == "5000"

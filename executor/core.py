@@ -567,7 +567,7 @@ class ExecutionCore:
                 order_type=intent.order_type, quantity=intent.quantity, price=intent.price,
                 mark_price=self.mark_price.get(intent.symbol) or self.last_price.get(intent.symbol, ZERO),
                 reduce_only=intent.reduce_only or not entry, open_orders=open_count,
-                last_price=self.last_price.get(intent.symbol),
+                last_price=self.last_price.get(intent.symbol), side=intent.side,
             )
             if violation is not None:
                 self.stats.refused_by_filters += 1

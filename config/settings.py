@@ -153,6 +153,7 @@ class Settings(BaseSettings):
     mode: Annotated[Mode, one_of(Mode, case="lower")] = Mode.SIM
     recv_window_ms: Annotated[int, number_in_range("int", minimum=1, maximum=60000)] = 5000
     ws_max_backoff_sec: Annotated[float, number_in_range("float", above=0, maximum=3600)] = 60.0
+    unknown_outcome_window_sec: Annotated[int, number_in_range("int", minimum=30, maximum=3600)] = 30
     db_url: Annotated[str, BeforeValidator(_check_database_url)] = "sqlite:///./database/trader.db"
     log_level: Annotated[LogLevel, one_of(LogLevel, case="upper")] = LogLevel.INFO
     log_dir: Path = Path("logs")
@@ -264,6 +265,7 @@ class Settings(BaseSettings):
             "MODE": self.mode.value,
             "RECV_WINDOW_MS": self.recv_window_ms,
             "WS_MAX_BACKOFF_SEC": self.ws_max_backoff_sec,
+            "UNKNOWN_OUTCOME_WINDOW_SEC": self.unknown_outcome_window_sec,
             "DB_URL": mask_database_url(self.db_url),
             "LOG_LEVEL": self.log_level.value,
             "LOG_DIR": str(self.log_dir),

@@ -184,7 +184,8 @@ class SimTrader:
         self.position_mode = settings.position_mode
         self.core = ExecutionCore(
             risk=self.risk, filters=self.filters, settings=execution_settings(config),
-            position_mode=self.position_mode, policy=policy, seed=load_seed(self.repository),
+            position_mode=self.position_mode, seed=load_seed(self.repository),
+            policy=policy or ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000),
             leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},
         )
         self.journal = RepositoryJournal(self.repository)

@@ -137,3 +137,12 @@ def test_a_planted_secret_reaches_no_log_heartbeat_or_database(config_for, monke
     assert "DEBUG" in levels  # the log really recorded the run at DEBUG, so the canary had every chance
     for text in texts:
         assert canary not in text
+
+
+def test_the_unknown_outcome_window_comes_from_the_settings(config_for, monkeypatch) -> None:
+    monkeypatch.setenv("UNKNOWN_OUTCOME_WINDOW_SEC", "45")
+    trader = SimTrader(config_for("window.db"), source=synthetic_source(["BTCUSDT"], days=0.01, warmup=10))
+    try:
+        assert trader.core.policy.unknown_outcome_window_ms == 45_000
+    finally:
+        trader.close()

@@ -7,6 +7,7 @@
     uv run main.py risk clear [SCOPE]   clear a halt ("global" by default, or "strategy:<name>")
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
+    uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("scope", nargs="?", default="global", help='"global" (default) or "strategy:<name>"')
     sub.add_parser("config", help="print the validated settings, secrets masked")
     sub.add_parser("migrate", help="apply database migrations")
+    from simulator.server.cli import add_arguments as add_simserver_arguments
+
+    add_simserver_arguments(sub)
     return parser
 
 
@@ -162,6 +166,10 @@ def command_migrate(config: AppConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "simserver":  # needs none of the bot's settings
+        from simulator.server.cli import run as run_simserver
+
+        return run_simserver(args)
     try:
         config = _load(args)
     except ConfigError as exc:

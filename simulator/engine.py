@@ -934,6 +934,32 @@ class SimExchange:
                     if (start_time is None or fill.time >= start_time) and (end_time is None or fill.time <= end_time)]
         return selected[-limit:]
 
+    def all_orders(self, symbol: str, *, order_id: int | None = None, start_time: int | None = None,
+                   end_time: int | None = None, limit: int = 500) -> list[Order]:
+        """GET /fapi/v1/allOrders: from ``order_id`` up, else the most recent ``limit`` created in the window
+        (at most 7 days, default the last 7); unfilled cancelled/expired orders only within their retention."""
+        st = self._symbol(symbol)
+        if not 1 <= limit <= 1000:
+            raise codes.reject(codes.INVALID_LIMIT)
+        if start_time is not None and end_time is not None and end_time - start_time > 7 * DAY_MS:
+            raise codes.reject(codes.LOOKUP_TOO_LONG)
+        now = self._clock.now_ms()
+        retention = self._config.order_retention_ms
+        orders = [w.order for w in st.orders.values()
+                  if not (w.order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+                          and w.order.executed_quantity == 0 and now - w.order.update_time > retention)]
+        if order_id is not None:
+            return [_snapshot(o) for o in orders if o.order_id >= order_id][:limit]
+        if start_time is None and end_time is None:
+            start_time = now - 7 * DAY_MS
+        selected = [o for o in orders if (start_time is None or o.create_time >= start_time)
+                    and (end_time is None or o.create_time <= end_time)]
+        return [_snapshot(o) for o in selected[-limit:]]
+
+    def leverage_brackets(self, symbol: str) -> tuple[LeverageBracket, ...]:
+        """GET /fapi/v1/leverageBracket: the symbol's tiers, lowest notional first."""
+        return self._symbol(symbol).brackets
+
     def mark_price(self, symbol: str) -> Decimal:
         return self._symbol(symbol).mark_price
 

@@ -21,6 +21,7 @@ import aiohttp
 from marketdata.replay import SYNTHETIC_START_MS
 from marketdata.synthetic import synthetic_candles
 from simulator.server import Credentials
+from utils.clock import SimulatedClock
 from utils.domain import Candle
 
 TEST_API_KEY = "simTestApiKey0000000000000000000000000000000000000000000000000001"
@@ -104,3 +105,64 @@ class BinanceTestClient:
         if in_body:
             return await self.raw(method, path, f"{text}&signature={signature}", timeout=timeout)
         return await self.raw(method, f"{path}?{text}&signature={signature}", timeout=timeout)
+
+
+def manual_wall_clock(at_second: float | None = None) -> SimulatedClock:
+    """A gateway clock that starts at the real time (or ``at_second`` into the next whole minute, for tests of the
+    rate-limit windows) and moves only when a test advances it."""
+    now = time.time_ns() // 1_000_000
+    if at_second is not None:
+        now = (now // 60_000 + 1) * 60_000 + int(at_second * 1000)
+    return SimulatedClock(now)
+
+
+class StreamClient:
+    """A WebSocket client for the server's stream routes that collects what arrives (text frames as JSON)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.pings = 0
+
+    async def __aenter__(self) -> StreamClient:
+        self.session = aiohttp.ClientSession()
+        self.ws = await self.session.ws_connect(self.url, autoping=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.session is not None and self.ws is not None
+        await self.ws.close()
+        await self.session.close()
+
+    async def send(self, payload: Any) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(payload if isinstance(payload, str) else json.dumps(payload))
+
+    async def next(self, timeout: float = 2.0) -> Any:
+        """The next text frame as JSON (server pings are counted and answered, not returned)."""
+        assert self.ws is not None
+        while True:
+            message = await self.ws.receive(timeout=timeout)
+            if message.type is aiohttp.WSMsgType.PING:
+                self.pings += 1
+                await self.ws.pong(message.data)
+                continue
+            if message.type is aiohttp.WSMsgType.TEXT:
+                return json.loads(message.data)
+            return message
+
+    async def nothing(self, timeout: float = 0.2) -> bool:
+        """True when no text frame arrives within ``timeout`` seconds."""
+        try:
+            message = await self.next(timeout)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"expected no frame, got {message!r}")
+
+    async def request(self, method: str, params: list[Any] | None = None, request_id: Any = 1) -> Any:
+        payload: dict[str, Any] = {"method": method, "id": request_id}
+        if params is not None:
+            payload["params"] = params
+        await self.send(payload)
+        return await self.next()

@@ -127,18 +127,25 @@ def status(server: SimServer) -> dict[str, Any]:
     }
 
 
+def refusal(admin_token: str | None, remote: str | None, token_sent: str) -> BinanceError | None:
+    """Why an admin request is refused (None: it may go ahead)."""
+    if not admin_token:
+        return BinanceError(-1002, "The admin endpoint is off: start the server with --admin-token.",
+                            http_status=403)
+    if remote not in LOOPBACK:
+        return errors.unauthorized()
+    if not hmac.compare_digest(token_sent.encode(), admin_token.encode()):
+        return errors.unauthorized()
+    return None
+
+
 def add_routes(app: web.Application, server: SimServer) -> None:
     def guarded(action: Callable[[web.Request], Awaitable[web.Response]]
                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            token = server.config.admin_token
-            if not token:
-                return _error(BinanceError(-1002, "The admin endpoint is off: start the server with --admin-token.",
-                                           http_status=403))
-            if request.remote not in LOOPBACK:
-                return _error(errors.unauthorized())
-            if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
-                return _error(errors.unauthorized())
+            refused = refusal(server.config.admin_token, request.remote, request.headers.get(TOKEN_HEADER, ""))
+            if refused is not None:
+                return _error(refused)
             try:
                 return await action(request)
             except BinanceError as error:

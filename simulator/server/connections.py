@@ -76,6 +76,10 @@ class StreamConnection:
         self.frames_sent = 0
         self._queue: deque[str] = deque()
         self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start_writer(self) -> None:
+        """Start writing (once the handshake is done; frames queued before wait for it)."""
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def send(self, text: str) -> None:
@@ -137,6 +141,8 @@ class StreamConnection:
     async def stop_writer(self) -> None:
         self.closed = True
         self._wakeup.set()
+        if self._writer is None:
+            return
         self._writer.cancel()
         try:
             await self._writer
@@ -305,12 +311,19 @@ async def serve_connection(hub: ConnectionHub, handler: StreamHandler, request: 
                            ) -> web.WebSocketResponse:
     """Accept the WebSocket, subscribe ``initial``, then read the client's frames until it goes."""
     ws = web.WebSocketResponse(autoping=False, max_msg_size=65_536)
-    await ws.prepare(request)
+    # Subscribed before the handshake completes, so a client that has connected is already subscribed.
     connection = hub.open(route, combined, ws, request.transport, market_now, wall_now)
     connection.events_filter = events
     for name in initial:
         connection.subscriptions[name] = None
     handler.opened(connection)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        handler.closed(connection)
+        hub.forget(connection)
+        raise
+    connection.start_writer()
     rules = hub.rules
     try:
         async for message in ws:

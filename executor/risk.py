@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from utils.domain import TradingState
+from utils.domain import ZERO, TradingState
 
-ZERO = Decimal(0)
 MS_PER_DAY = 86_400_000
 GLOBAL_SCOPE = "global"
 STRATEGY_SCOPE_PREFIX = "strategy:"

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from utils.domain import PositionSide
+from utils.domain import ZERO, PositionSide, Side
 from utils.filters import SymbolFilters
 from utils.precision import to_decimal
 
-ZERO = Decimal(0)
 WALLET_QUANTUM = Decimal("0.00000001")
 UNLIMITED_NOTIONAL = Decimal(9223372036854775807)  # what Binance reports for "no cap"
 
@@ -133,6 +132,13 @@ class PositionState:
             self.entry_price = price
             self.open_fees = commission * opened / quantity
         return realized, closed
+
+    def closable(self, side: Side) -> Decimal:
+        """How much an order on ``side`` can close of this position (0 when it would open or extend it)."""
+        amount = self.amount
+        if side is Side.BUY:
+            return -amount if amount < 0 else ZERO
+        return amount if amount > 0 else ZERO
 
     @property
     def break_even_price(self) -> Decimal:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from simulator.records import AlgoOrder
 from utils.domain import Order
 from utils.precision import to_wire
-
-if TYPE_CHECKING:
-    from simulator.engine import AlgoOrder
 
 COMMISSION_ASSET = "USDT"
 SELF_TRADE_PREVENTION = "EXPIRE_MAKER"  # Binance's default selfTradePreventionMode

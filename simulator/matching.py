@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from utils.domain import Candle
+from utils.domain import ZERO, Candle
 
-ZERO = Decimal(0)
 ONE = Decimal(1)
 
 PathKey = tuple[int, Decimal]

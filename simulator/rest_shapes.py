@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simulator.events import SELF_TRADE_PREVENTION, num
-from utils.domain import Fill, Order, OrderType
-
-if TYPE_CHECKING:
-    from simulator.engine import AccountState, AlgoOrder, PositionRisk
-
-ZERO = Decimal(0)
+from simulator.records import AccountState, AlgoOrder, PositionRisk
+from utils.domain import ZERO, Fill, Order, OrderType
 
 
 def order_to_rest(

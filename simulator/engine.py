@@ -491,10 +491,14 @@ class SimExchange:
         if working is None:
             raise codes.reject(codes.NO_SUCH_ORDER)
         order = working.order
-        if (order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.executed_quantity == 0
-                and self._clock.now_ms() - order.update_time > self._config.order_retention_ms):
+        if self._forgotten(order, self._clock.now_ms()):
             raise codes.reject(codes.NO_SUCH_ORDER)
         return order_copy(order)
+
+    def _forgotten(self, order: Order, now: int) -> bool:
+        """A cancelled or expired order with no fill is gone once its retention (3 days) has passed."""
+        return (order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.executed_quantity == 0
+                and now - order.update_time > self._config.order_retention_ms)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """GET /fapi/v1/openOrders, oldest first."""
@@ -732,17 +736,14 @@ class SimExchange:
         if start_time is not None and end_time is not None and end_time - start_time > 7 * DAY_MS:
             raise codes.reject(codes.LOOKUP_TOO_LONG)
         now = self._clock.now_ms()
-        retention = self._config.order_retention_ms
-        orders = [w.order for w in st.orders.values()
-                  if not (w.order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED)
-                          and w.order.executed_quantity == 0 and now - w.order.update_time > retention)]
+        orders = [w.order for w in st.orders if not self._forgotten(w.order, now)]
         if order_id is not None:
-            return [_snapshot(o) for o in orders if o.order_id >= order_id][:limit]
+            return [order_copy(o) for o in orders if o.order_id >= order_id][:limit]
         if start_time is None and end_time is None:
             start_time = now - 7 * DAY_MS
         selected = [o for o in orders if (start_time is None or o.create_time >= start_time)
                     and (end_time is None or o.create_time <= end_time)]
-        return [_snapshot(o) for o in selected[-limit:]]
+        return [order_copy(o) for o in selected[-limit:]]
 
     def leverage_brackets(self, symbol: str) -> tuple[LeverageBracket, ...]:
         """GET /fapi/v1/leverageBracket: the symbol's tiers, lowest notional first."""

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_exchange_info
-from simulator.server import admin, errors, state
+from simulator.server import admin, errors, persistence
 from simulator.server.auth import Credentials
 from simulator.server.clock import GatewayClock, MarketClock
 from simulator.server.connections import ConnectionHub, ConnectionRules, StreamConnection, serve_connection
@@ -98,24 +98,37 @@ class SimServer:
         if unknown:
             raise ValueError(f"no exchangeInfo entry for {', '.join(unknown)}: the server trades only "
                              f"{', '.join(sorted(known))}")
-        if config.start_now:
-            first = min(series[0].open_time for series in candles.values() if series)
-            now_minute = self.gateway.now_ms() // MINUTE_MS * MINUTE_MS
-            candles = _shift(candles, now_minute - config.history_minutes * MINUTE_MS - first)
-        first_open = min(series[0].open_time for series in candles.values() if series)
-        self.exchange_clock = SimulatedClock(first_open)
         credentials = list(config.credentials) or [Credentials.generate()]
         if len({c.api_key for c in credentials}) != len(credentials):
             raise ValueError("every API key must be different")
+        saved = None
+        if config.state_file is not None and config.state_file.exists():
+            saved = persistence.read(config.state_file, {c.api_key for c in credentials})
+        first = min(series[0].open_time for series in candles.values() if series)
+        if saved is not None:
+            self.data_shift_ms = int(saved["data_shift_ms"])
+        elif config.start_now:
+            now_minute = self.gateway.now_ms() // MINUTE_MS * MINUTE_MS
+            self.data_shift_ms = now_minute - config.history_minutes * MINUTE_MS - first
+        else:
+            self.data_shift_ms = 0
+        if self.data_shift_ms:
+            candles = _shift(candles, self.data_shift_ms)
+        first_open = first + self.data_shift_ms
+        self.exchange_clock = SimulatedClock(int(saved["exchange_time"]) if saved is not None else first_open)
         self.accounts: dict[str, Account] = {}
         for number, credential in enumerate(credentials, start=1):
-            exchange = SimExchange.from_exchange_info(document, clock=self.exchange_clock, config=config.sim_config,
-                                                      initial_balance=config.balance)
+            snapshot = saved["accounts"].get(credential.api_key) if saved is not None else None
+            if snapshot is not None:
+                exchange = SimExchange.restore(snapshot, clock=self.exchange_clock)
+            else:
+                exchange = SimExchange.from_exchange_info(document, clock=self.exchange_clock,
+                                                          config=config.sim_config, initial_balance=config.balance)
             self.accounts[credential.api_key] = Account(credential, exchange, OrderLimiter(config.rate_limits),
                                                         f"account{number}")
         self.replay = MarketReplay(candles, [a.exchange for a in self.accounts.values()], self.exchange_clock)
-        self.market_clock = MarketClock(first_open + config.history_minutes * MINUTE_MS, config.speed,
-                                        elapsed_clock)
+        start = int(saved["market_time"]) if saved is not None else first_open + config.history_minutes * MINUTE_MS
+        self.market_clock = MarketClock(start, config.speed, elapsed_clock)
         self.hub = ConnectionHub(config.connection_rules)
         self.user_streams = UserStreams(wall_now=self.gateway.now_ms, market_now=self.market_clock.now_ms,
                                         lifetime_ms=config.listen_key_lifetime_ms)
@@ -135,8 +148,12 @@ class SimServer:
         self._dirty = False
         self.host = "127.0.0.1"
         self.port = 0
-        if config.state_file is not None and config.state_file.exists():
-            state.load(self, config.state_file)
+        if saved is not None:
+            self.replay.skip_to(self.market_clock.now_ms())
+            self.user_streams.restore(saved.get("listen_keys", []))
+            self.replay.restore_funding(saved.get("funding", {}))
+            logger.info("state restored from %s: market time %d, %d account(s)", config.state_file,
+                        self.market_clock.now_ms(), len(saved["accounts"]))
         else:
             self.replay.advance_to(self.market_clock.now_ms())
 
@@ -337,7 +354,8 @@ class SimServer:
 
     # ---------------------------------------------------------------------------------------------- state
     def save_state(self) -> None:
+        """Write the state file now (the ticker does it at most every ``save_interval_ms``, and ``stop`` does)."""
         if self.config.state_file is not None:
-            state.save(self, self.config.state_file)
+            persistence.save(self, self.config.state_file)
             self._last_save_ms = self.gateway.now_ms()
             self._dirty = False

@@ -68,6 +68,9 @@ def build_config(args: argparse.Namespace) -> tuple[ServerConfig, list[tuple[Cre
     pairs = [(Credentials.from_cli(key, secret), False) for key, secret in zip(args.api_key, args.api_secret,
                                                                                strict=True)]
     if not pairs:
+        if args.state is not None:
+            raise ValueError("--state needs --api-key / --api-secret: a generated key changes at every start, and "
+                             "the saved accounts belong to their keys")
         pairs = [(Credentials.generate(), True)]
     try:
         balance = Decimal(args.balance)

@@ -218,6 +218,8 @@ class MarketReplay:
         """Mark every candle closed by ``now_ms`` as already fed (a restored exchange already has them)."""
         for series in self._series.values():
             series.next_index = bisect.bisect_left([c.close_time for c in series.candles], now_ms)
+            if self._exchanges:
+                self._next_funding[series.symbol] = self._exchanges[0].next_funding_time(series.symbol)
         if now_ms > self._clock.now_ms():
             self._clock.set(now_ms)
 

@@ -224,3 +224,27 @@ async def test_connections_are_cut_after_24_hours_of_market_time(sim_server_fact
         await server.advance(1)
         closing = await client.next()
     assert closing.type is aiohttp.WSMsgType.CLOSE
+
+
+async def test_frames_have_the_documented_fields_and_types(sim_server_factory, payloads_dir):
+    import json
+
+    def shape(document):
+        if isinstance(document, dict):
+            return {key: shape(value) for key, value in document.items()}
+        return type(document).__name__
+
+    server, _ = await _server(sim_server_factory)
+    url = f"{server.market_ws_url}/stream?streams=btcusdt@kline_1m/btcusdt@markPrice/!markPrice@arr"
+    async with StreamClient(url) as client:
+        await server.advance(MINUTE)
+        frames = {}
+        while len(frames) < 3:
+            frame = await client.next()
+            frames[frame["stream"]] = frame
+    kline = json.loads((payloads_dir / "ws_combined_wrapper_kline_DERIVED.json").read_text())
+    mark = json.loads((payloads_dir / "ws_mark_price_update.json").read_text())
+    every_mark = json.loads((payloads_dir / "ws_mark_price_update_all_market.json").read_text())
+    assert shape(frames["btcusdt@kline_1m"]) == shape(kline)
+    assert shape(frames["btcusdt@markPrice"]["data"]) == shape(mark)
+    assert shape(frames["!markPrice@arr"]["data"][0]) == shape(every_mark[0])

@@ -202,3 +202,20 @@ async def test_the_sdk_stream_client_receives_market_frames_and_user_data(sim_se
         assert (new.o.c, new.o.x, trade.o.x, trade.o.X) == ("sdk-uds-1", "NEW", "TRADE", "FILLED")
     finally:
         await streams.close_connection(close_session=True)
+
+
+async def test_the_sdk_signs_with_an_ed25519_key(sim_server_factory):
+    from Crypto.PublicKey import ECC
+
+    from simulator.server import Credentials
+
+    private = ECC.generate(curve="ed25519")
+    server = await sim_server_factory(credentials=[Credentials(
+        "sdkEd25519Key", ed25519_public_key_pem=private.public_key().export_key(format="PEM"))])
+    client = DerivativesTradingUsdsFutures(config_rest_api=ConfigurationRestAPI(
+        api_key="sdkEd25519Key", private_key=private.export_key(format="PEM"), base_path=server.rest_url,
+        timeout=5000, retries=0))
+    account = await call(client.rest_api.account_information_v3)
+    placed = await call(client.rest_api.new_order, symbol="ETHUSDT", side=NewOrderSideEnum["SELL"],
+                        type=NewOrderTypeEnum["MARKET"], quantity=Decimal("0.100"))
+    assert Decimal(account.available_balance) == Decimal("10000") and placed.status == "NEW"

@@ -1,12 +1,12 @@
 """The REST gateway: one request through Binance's checks, the fault switches and the endpoint's handler.
 
-In order: the route (-5000 for an unknown path or method); the parameters (-1101 duplicates); the IP's request
-weight (429 / 418); the API key (-2014 / -2015) for USER_STREAM and SIGNED endpoints; every parameter (-1100,
--1102, -1104, -1105, -1106 ...); for SIGNED ones the timestamp against the real clock (-1021) and the signature
-over query + body (-1022); the account's order limits (429, -1015); then any fault switch that matches; then the
-handler. Every answer is JSON, and every error is Binance-shaped ``{"code": ..., "msg": ...}``: an unexpected
-exception is logged and answered as -1000 "An unknown error occured while processing the request." (HTTP 500),
-never a traceback.
+In order: the IP's request weight (429 / 418; every request counts); the route (-5000 for an unknown path or
+method); the parameters (-1101 duplicates); the API key (-2014 / -2015) for USER_STREAM and SIGNED endpoints;
+every parameter (-1100, -1102, -1104, -1105, -1106 ...); for SIGNED ones the timestamp against the real clock
+(-1021) and the signature over query + body (-1022); the account's order limits (429, -1015); then any fault
+switch that matches; then the handler. Every answer is JSON, and every error is Binance-shaped
+``{"code": ..., "msg": ...}``: an unexpected exception is logged and answered as -1000 "An unknown error occured
+while processing the request." (HTTP 500), never a traceback.
 """
 
 from __future__ import annotations
@@ -80,14 +80,20 @@ class Gateway:
         ip = request.remote or "unknown"
         try:
             raw_query = request.raw_path.partition("?")[2].encode("latin-1", errors="replace")
-            raw_body = await self._read_body(request)
-            raw = read_parameters(raw_query.decode("latin-1"), raw_body.decode("utf-8", errors="replace"))
-            weight = endpoint.weight_of(raw) if endpoint is not None else 1
+            unreadable: BinanceError | None = None
+            try:
+                raw_body = await self._read_body(request)
+                raw = read_parameters(raw_query.decode("latin-1"), raw_body.decode("utf-8", errors="replace"))
+            except BinanceError as error:  # still counted below, at weight 1, as every request is
+                unreadable, raw_body, raw = error, b"", RawParameters({})
+            weight = endpoint.weight_of(raw) if endpoint is not None and unreadable is None else 1
             used = server.ip_limiter.admit(ip, weight, wall_now, funding_pool=endpoint is not None
                                            and endpoint.funding_pool)
             headers[WEIGHT_HEADER] = str(used)
             if endpoint is None:
                 raise errors.unknown_path(request.method, request.path)
+            if unreadable is not None:
+                raise unreadable
             account = self._account(endpoint, request, ip)
             values = self._values(endpoint, raw, account, raw_query, raw_body)
             if endpoint.counts_as_order:

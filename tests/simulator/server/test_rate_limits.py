@@ -112,10 +112,23 @@ async def test_order_limits_per_account_answer_429_1015(sim_server_factory):
 
 
 async def test_the_funding_pool_is_separate(sim_server_factory):
-    server = await sim_server_factory(rate_limits=RateLimitConfig(funding_requests_per_5min=2))
-    async with BinanceTestClient(server.rest_url) as client:
+    wall = manual_wall_clock()
+    wall.set((wall.now_ms() // 300_000 + 1) * 300_000 + 1000)  # early in a 5-minute window
+    server = await sim_server_factory(wall_clock=wall, rate_limits=RateLimitConfig(funding_requests_per_5min=2))
+    async with BinanceTestClient(server.rest_url, clock_ms=wall.now_ms) as client:
         replies = [await client.public("GET", "/fapi/v1/fundingInfo") for _ in range(3)]
         other = await client.public("GET", "/fapi/v1/time")
     assert [r.status for r in replies] == [200, 200, 429]
     assert replies[0].headers["X-MBX-USED-WEIGHT-1M"] == "0"
     assert other.status == 418  # it asked again before its Retry-After
+
+
+async def test_refused_requests_count_too(sim_server_factory):
+    server = await sim_server_factory(wall_clock=manual_wall_clock(at_second=1))
+    async with BinanceTestClient(server.rest_url) as client:
+        duplicated = await client.raw("GET", "/fapi/v1/klines?symbol=BTCUSDT&symbol=ETHUSDT&interval=1m")
+        unknown = await client.public("GET", "/fapi/v1/nowhere")
+        bad_key = await client.raw("GET", "/fapi/v3/account?timestamp=1&signature=x", headers={"X-MBX-APIKEY": "no"})
+    assert duplicated.code == -1101 and duplicated.headers["X-MBX-USED-WEIGHT-1M"] == "1"
+    assert unknown.headers["X-MBX-USED-WEIGHT-1M"] == "2"
+    assert bad_key.code == -2015 and bad_key.headers["X-MBX-USED-WEIGHT-1M"] == "7"

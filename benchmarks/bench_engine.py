@@ -4,8 +4,9 @@
 
 Figures (best of --repeat runs, microseconds per operation):
   * an idle candle: on_candle for a symbol with no open orders and no position;
-  * a market order's whole life: validate, accept, fill, position and wallet update, events (with a listener
-    attached, and without one, where the engine builds no event dicts);
+  * a market order's whole life: validate, accept, fill (slippage, square-root impact, volume cap), position and
+    wallet update, events (with a listener attached, and without one, where the engine builds no event dicts);
+    a new candle every 1,000 orders, so that the volume cap of one candle does not run out;
   * a resting limit order's life: accepted, then filled as maker by the next candle (two engine calls);
   * a candle that finds a position and a resting order that does not fill (the path check and liquidation level).
 Each is paired with a baseline: a plain loop doing the same dict and Decimal work with no engine around it.
@@ -86,6 +87,10 @@ def market_orders(candles: list[Candle], listen: bool) -> tuple[int, int]:
     new_order = ex.new_order
     start = time.perf_counter_ns()
     for index in range(count):
+        if index % 1000 == 999:  # a new candle now and then: one candle's liquidity does not last 20,000 orders
+            candle = candles[index // 1000 + 1]
+            clock.set(candle.close_time)
+            ex.on_candle(candle)
         new_order(symbol=SYMBOL, side=Side.BUY if index % 2 == 0 else Side.SELL, order_type=OrderType.MARKET,
                   quantity=quantity)
     return time.perf_counter_ns() - start, count

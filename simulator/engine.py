@@ -22,15 +22,16 @@ from typing import Any
 
 from simulator import codes, conditional, events, rest_shapes
 from simulator.account import LeverageBracket, PositionState, default_brackets, max_notional_for, to_wallet
-from simulator.exchange_info import liquidation_fee_rates, load_exchange_info
+from simulator.exchange_info import liquidation_fee_rates, load_exchange_info, load_leverage_brackets
 from simulator.margin import MarginAccount
 from simulator.matching import (
     PATH_START,
     PathKey,
+    average_impact,
     candle_path,
     first_reach,
+    marginal_impact,
     price_at,
-    resting_fill_price,
     taker_price,
     volume_cap,
 )
@@ -92,7 +93,8 @@ _CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
 _ACCOUNT_STATE: dict[str, tuple[str, str, Any]] = {
     "wallet_balance": ("margin", "wallet", Decimal), "deposits": ("margin", "deposits", Decimal),
     "realized_pnl": ("margin", "realized", Decimal), "fees_paid": ("margin", "fees", Decimal),
-    "funding_total": ("margin", "funding", Decimal), "update_time": ("margin", "update_time", int),
+    "funding_total": ("margin", "funding", Decimal), "insurance_cleared": ("margin", "insurance_cleared", Decimal),
+    "update_time": ("margin", "update_time", int),
     "dual_side_position": ("margin", "dual_side", bool),
     "next_order_id": ("exchange", "_next_order_id", int), "next_trade_id": ("exchange", "_next_trade_id", int),
     "next_algo_id": ("exchange", "_next_algo_id", int),
@@ -125,12 +127,15 @@ class SimExchange:
         self._maker_fee = config.maker_fee_rate
         self._taker_fee = config.taker_fee_rate
         self._slippage = config.slippage_fraction
+        self._impact = config.impact_fraction
+        self._impact_bound = self._impact * config.max_volume_fraction.sqrt()  # at the full volume cap
         self._fraction = config.max_volume_fraction
         self._strict = not config.fill_on_touch
         self._symbols: dict[str, SymbolState] = {}
+        shipped = load_leverage_brackets() if config.shipped_leverage_brackets else {}
         for name, filters in symbols.items():
             rate = config.maintenance_margin_rate.get(name)
-            brackets = config.leverage_brackets.get(name)
+            brackets = config.leverage_brackets.get(name) or shipped.get(name)
             if brackets:
                 if rate is not None:
                     brackets = [LeverageBracket(t.bracket, t.initial_leverage, t.notional_cap, t.notional_floor,
@@ -317,6 +322,10 @@ class SimExchange:
             self._flush()
         return rest_shapes.leverage_response(symbol, leverage, max_notional)
 
+    def leverage_brackets(self, symbol: str) -> tuple[LeverageBracket, ...]:
+        """The symbol's tiers, lowest notional first (GET /fapi/v1/leverageBracket: rest_shapes.leverage_brackets)."""
+        return self._symbol(symbol).brackets
+
     def liquidation_fee_rate(self, symbol: str) -> Decimal:
         return self._symbol(symbol).liquidation_fee_rate
 
@@ -423,8 +432,7 @@ class SimExchange:
             raise codes.reject(codes.UNABLE_TO_FILL)
         violation = st.filters.validate(
             order_type=order_type, quantity=quantity, price=price, mark_price=st.mark_price,
-            reduce_only=closing, open_orders=len(st.open.by_id),
-            last_price=st.last_price if st.has_candle else None)
+            reduce_only=closing, open_orders=len(st.open.by_id), side=side)
         if violation is not None:
             raise BinanceError(violation.code, violation.message)
         position = st.positions[position_side]
@@ -435,8 +443,7 @@ class SimExchange:
                 raise codes.reject(codes.REDUCE_ONLY_REJECT)
         buying = side is Side.BUY
         if order_type is OrderType.MARKET:
-            reference = taker_price(st.last_price, buying, self._slippage, st.tick, st.last_low, st.last_high)
-            self._check_market_percent_price(st, reference)
+            reference = self._check_market_percent_price(st, buying, quantity)
             marketable = True
         else:
             if price is None:
@@ -446,7 +453,7 @@ class SimExchange:
             if time_in_force is TimeInForce.GTX and marketable:
                 raise codes.reject(codes.GTX_REJECT)
             if time_in_force is TimeInForce.FOK:
-                fillable = volume_cap(st.last_volume, self._fraction, st.lot_step) if marketable else ZERO
+                fillable = self._room(st, st.last_volume, buying) if marketable else ZERO
                 if closing:
                     fillable = min(fillable, position.closable(side))
                 if quantity > fillable:
@@ -496,9 +503,9 @@ class SimExchange:
         return order_copy(order)
 
     def _forgotten(self, order: Order, now: int) -> bool:
-        """A cancelled or expired order with no fill is gone once its retention (3 days) has passed."""
+        """A cancelled or expired order with no fill is gone 3 days (its retention) after it was created."""
         return (order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.executed_quantity == 0
-                and now - order.update_time > self._config.order_retention_ms)
+                and now - order.create_time > self._config.order_retention_ms)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """GET /fapi/v1/openOrders, oldest first."""
@@ -630,6 +637,7 @@ class SimExchange:
         st.last_high = candle.high
         st.last_volume = candle.volume
         st.last_open_time = open_time
+        st.bought = st.sold = ZERO  # a new period: orders sent from now on take from this candle's volume
         if not st.mark_from_feed:
             st.mark_price = candle.close
         elif st.exposed:
@@ -745,10 +753,6 @@ class SimExchange:
                     and (end_time is None or o.create_time <= end_time)]
         return [order_copy(o) for o in selected[-limit:]]
 
-    def leverage_brackets(self, symbol: str) -> tuple[LeverageBracket, ...]:
-        """GET /fapi/v1/leverageBracket: the symbol's tiers, lowest notional first."""
-        return self._symbol(symbol).brackets
-
     def mark_price(self, symbol: str) -> Decimal:
         return self._symbol(symbol).mark_price
 
@@ -803,12 +807,36 @@ class SimExchange:
         return sum((w.order.quantity - w.order.executed_quantity for w in st.open.by_id.values()
                     if w.closing and w.order.position_side is position_side and w.order.side is side), ZERO)
 
-    def _check_market_percent_price(self, st: SymbolState, price: Decimal) -> None:
+    def _room(self, st: SymbolState, volume: Decimal, buying: bool) -> Decimal:
+        """What the volume cap still lets executions on one side take from a candle that traded ``volume``."""
+        room = volume_cap(volume, self._fraction, st.lot_step) - (st.bought if buying else st.sold)
+        return room if room > 0 else ZERO
+
+    @staticmethod
+    def _take(st: SymbolState, buying: bool, quantity: Decimal) -> None:
+        if buying:
+            st.bought += quantity
+        else:
+            st.sold += quantity
+
+    def _check_market_percent_price(self, st: SymbolState, buying: bool, quantity: Decimal) -> Decimal:
+        """-4131 when the worst price a market order would trade at now passes its side's PERCENT_PRICE bound
+        (a buy above mark x multiplierUp, a sell below mark x multiplierDown). Returns the price its margin is
+        checked at: the last close moved by the slippage (Binance estimates it before the order walks the book)."""
+        reference = taker_price(st.last_price, buying, self._slippage, st.tick, st.last_low, st.last_high)
         filters = st.filters
         if filters.multiplier_up and st.mark_price:
             low, high = filters.percent_price_bounds(st.mark_price)
-            if not low <= price <= high:
-                raise codes.reject(codes.MARKET_ORDER_PERCENT_PRICE)
+            # The impact never exceeds its value at the full volume cap: only near a bound work out the walk.
+            bound = self._impact_bound
+            if (reference * (1 + bound) > high) if buying else (reference * (1 - bound) < low):
+                taken = st.bought if buying else st.sold
+                executable = min(quantity, self._room(st, st.last_volume, buying))
+                worst = taker_price(st.last_price, buying, self._slippage, st.tick, st.last_low, st.last_high,
+                                    marginal_impact(self._impact, taken + executable, st.last_volume))
+                if worst > high if buying else worst < low:
+                    raise codes.reject(codes.MARKET_ORDER_PERCENT_PRICE)
+        return reference
 
     def _accept(self, st: SymbolState, working: WorkingOrder, marketable: bool, quote: Quote) -> None:
         """Record a validated order, execute what crosses now, and rest, expire or finish the rest."""
@@ -817,6 +845,7 @@ class SimExchange:
         st.open.add(order.order_id, order.client_order_id, working)
         if not marketable and order.time_in_force in (TimeInForce.GTC, TimeInForce.GTX):
             self._book(st, working)  # rests straight away: its NEW event already counts it in "b"/"a"
+        working.taking = marketable
         if self._listeners:
             self._order_event(st, working, ExecutionType.NEW)
         if marketable:
@@ -831,7 +860,8 @@ class SimExchange:
                 self._book(st, working)
 
     def _execute_now(self, st: SymbolState, working: WorkingOrder, quote: Quote) -> None:
-        """Take liquidity at ``quote`` (reference, low, high, volume) as a taker."""
+        """Take liquidity at ``quote`` (reference, low, high, volume) as a taker: at most what the volume cap leaves
+        of ``volume``, at the reference moved by slippage and impact, never past a limit order's price."""
         order = working.order
         reference, low, high, volume = quote
         buying = order.side is Side.BUY
@@ -840,16 +870,19 @@ class SimExchange:
             closable = st.positions[order.position_side].closable(order.side)
             if closable < quantity:
                 quantity = closable
-        price = taker_price(reference, buying, self._slippage, st.tick, low, high)
+        room = self._room(st, volume, buying)
+        if room < quantity:
+            quantity = room
+        if quantity <= 0:
+            return
+        impact = average_impact(self._impact, st.bought if buying else st.sold, quantity, volume)
+        price = taker_price(reference, buying, self._slippage, st.tick, low, high, impact)
         if order.order_type is not OrderType.MARKET:
-            cap = volume_cap(volume, self._fraction, st.lot_step)
-            if cap < quantity:
-                quantity = cap
             limit = order.price
             if buying and price > limit or not buying and price < limit:
                 price = limit
-        if quantity > 0:
-            self._fill(st, working, quantity, price, maker=False)
+        self._take(st, buying, quantity)
+        self._fill(st, working, quantity, price, maker=False)
 
     # ================================================================================= book and execution
     def _book(self, st: SymbolState, working: WorkingOrder) -> None:
@@ -970,8 +1003,8 @@ class SimExchange:
         candidates: list[tuple[PathKey, int, WorkingOrder | WorkingAlgo]] = []
         for working in st.open.by_id.values():
             order = working.order
-            if order.create_time <= open_time:
-                key = first_reach(path, order.price, order.side is Side.BUY, strict=strict)
+            if order.create_time <= open_time:  # a taking remainder takes on a touch: it is not queued
+                key = first_reach(path, order.price, order.side is Side.BUY, strict=strict and not working.taking)
                 if key is not None:
                     candidates.append((key, working.seq, working))
         feed = st.mark_from_feed
@@ -986,7 +1019,7 @@ class SimExchange:
             return
         candidates.sort(key=lambda item: (item[0], item[1]))
         low, high, volume = candle.low, candle.high, candle.volume
-        budget = volume_cap(volume, self._fraction, st.lot_step)
+        st.bought = st.sold = ZERO  # this candle's liquidity, shared by its resting fills and triggered orders
         previous = PATH_START
         for key, _, item in candidates:
             if not feed and st.exposed:
@@ -994,7 +1027,9 @@ class SimExchange:
             previous = key
             if isinstance(item, WorkingOrder):
                 order = item.order
-                if not order.status.is_open or budget <= 0:
+                buying = order.side is Side.BUY
+                room = self._room(st, volume, buying)
+                if not order.status.is_open or room <= 0:
                     continue
                 quantity = order.quantity - order.executed_quantity
                 if item.closing:
@@ -1003,10 +1038,11 @@ class SimExchange:
                         self._finish(st, item, OrderStatus.EXPIRED, ExecutionType.EXPIRED)
                         continue
                     quantity = min(quantity, closable)
-                quantity = min(quantity, budget)
-                budget -= quantity
-                self._fill(st, item, quantity, resting_fill_price(order.price, order.side is Side.BUY, low, high),
-                           maker=True)
+                quantity = min(quantity, room)
+                self._take(st, buying, quantity)
+                # At its own limit, never better, even when the candle gapped past it; a marketable order's
+                # remainder still takes (taker fee).
+                self._fill(st, item, quantity, order.price, maker=not item.taking)
                 if item.closing and order.status.is_open and \
                         st.positions[order.position_side].closable(order.side) == 0:
                     self._finish(st, item, OrderStatus.EXPIRED, ExecutionType.EXPIRED)
@@ -1157,11 +1193,15 @@ class SimExchange:
                         self._liquidate_position(other, position, price, low, high)
                     else:
                         self._liquidate_position(other, position, other.last_price, other.last_low, other.last_high)
+        deficit = -self._margin.cross_wallet()
+        if deficit > 0:
+            self._insurance_clear(deficit)
 
     def _liquidate_position(self, st: SymbolState, position: PositionState, price: Decimal, low: Decimal,
                             high: Decimal) -> None:
         """Close one position with a LIQUIDATION order (clientOrderId autoclose-<n>), charging the clearance fee
-        out of what margin is left; then cancel the symbol's open orders, as Binance does."""
+        out of what margin is left, after cancelling the symbol's open orders, as Binance does. An isolated pool
+        never ends below zero: a rounding crumb past its margin is cleared by the insurance fund."""
         for working in list(st.open.by_id.values()):
             self._finish(st, working, OrderStatus.CANCELED, ExecutionType.CANCELED)
         side = Side.SELL if position.amount > 0 else Side.BUY
@@ -1177,5 +1217,17 @@ class SimExchange:
         self._seq += 1
         working = WorkingOrder(order, OrderType.LIQUIDATION, self._seq, 0, True)
         st.orders.add(order.order_id, order.client_order_id, working)
-        self._fill(st, working, quantity, fill_price, maker=False, execution=ExecutionType.CALCULATED,
-                   commission=fee)
+        margin_before = position.isolated_wallet if st.margin_type is MarginType.ISOLATED else None
+        fill = self._fill(st, working, quantity, fill_price, maker=False, execution=ExecutionType.CALCULATED,
+                          commission=fee)
+        if margin_before is not None and margin_before + fill.realized_pnl - fee < 0:
+            self._insurance_clear(-(margin_before + fill.realized_pnl - fee))
+
+    def _insurance_clear(self, amount: Decimal) -> None:
+        """The insurance fund covers a liquidated pool's deficit: ACCOUNT_UPDATE reason INSURANCE_CLEAR."""
+        self._margin.wallet += amount
+        self._margin.insurance_cleared += amount
+        now = self._clock.now_ms()
+        self._margin.update_time = now
+        if self._listeners:
+            self._account_event("INSURANCE_CLEAR", amount, [])

@@ -1,14 +1,17 @@
 """User-data-stream events shaped exactly like Binance's (ORDER_TRADE_UPDATE, ACCOUNT_UPDATE, ALGO_UPDATE, ...).
 
 Field names and value spellings follow the payloads in ../shared/binance/payloads (uds_*.json); numbers are
-decimal strings without exponent, as Binance sends them. Enum members are written as ``member._value_`` (a plain
-attribute; ``.value`` goes through a descriptor and costs several times more on this hot path).
+decimal strings without exponent, as Binance sends them. Amounts Binance computes (average and entry prices,
+unrealized PnL, wallets, margins) are sent at the precision it uses, not at Decimal's 28 digits: ``price_text``
+(8 decimals, trailing zeros dropped, like "70.92841") and ``money_text`` (8 decimals, padded, like
+"0.76427700"); see docs/simulator.md, "Numbers on the wire". Enum members are written as ``member._value_`` (a
+plain attribute; ``.value`` goes through a descriptor and costs several times more on this hot path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from simulator.records import AlgoOrder
@@ -18,6 +21,9 @@ from utils.precision import to_wire
 COMMISSION_ASSET = "USDT"
 SELF_TRADE_PREVENTION = "EXPIRE_MAKER"  # Binance's default selfTradePreventionMode
 MARGIN_TYPE_WIRE = {"CROSSED": "cross", "ISOLATED": "isolated"}
+ALGO_NOT_TRIGGERED_ORDER_TYPE = "0"  # ALGO_UPDATE "act" before the trigger placed an order (Binance's example)
+ALGO_NOT_TRIGGERED_AMOUNT = "0.00000"  # ... and "ap" / "aq" then
+_EIGHT_PLACES = Decimal("0.00000001")
 
 
 def num(value: Decimal | int) -> str:
@@ -26,6 +32,26 @@ def num(value: Decimal | int) -> str:
         return "0"
     text = str(value)
     return to_wire(value) if "E" in text else text
+
+
+def price_text(value: Decimal) -> str:
+    """A price Binance derives (average, entry, break-even): rounded half-even to 8 decimals, trailing zeros
+    dropped ("30053.1", "0.385077"); "0" for zero."""
+    if not value:
+        return "0"
+    text = str(value.quantize(_EIGHT_PLACES, ROUND_HALF_EVEN))
+    if "E" in text:
+        text = f"{value.quantize(_EIGHT_PLACES, ROUND_HALF_EVEN):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def money_text(value: Decimal, *, pad_zero: bool = False) -> str:
+    """An amount Binance derives (unrealized PnL, wallet, margin, notional, liquidation price): rounded half-even
+    to 8 decimals and padded ("0.76427700"); zero is "0" (or "0.00000000" with ``pad_zero``, as account v3)."""
+    if not value:
+        return "0.00000000" if pad_zero else "0"
+    text = str(value.quantize(_EIGHT_PLACES, ROUND_HALF_EVEN))
+    return f"{value.quantize(_EIGHT_PLACES, ROUND_HALF_EVEN):f}" if "E" in text else text
 
 
 def order_trade_update(
@@ -56,7 +82,7 @@ def order_trade_update(
             "f": order.time_in_force._value_,
             "q": num(order.quantity),
             "p": num(order.price),
-            "ap": num(order.avg_price),
+            "ap": price_text(order.avg_price),
             "sp": num(order.stop_price),
             "x": execution_type,
             "X": order.status._value_,
@@ -89,8 +115,8 @@ def order_trade_update(
 
 
 def balance_entry(wallet_balance: Decimal, cross_wallet_balance: Decimal, balance_change: Decimal) -> dict[str, str]:
-    return {"a": COMMISSION_ASSET, "wb": num(wallet_balance), "cw": num(cross_wallet_balance),
-            "bc": num(balance_change)}
+    return {"a": COMMISSION_ASSET, "wb": money_text(wallet_balance), "cw": money_text(cross_wallet_balance),
+            "bc": money_text(balance_change)}
 
 
 def position_entry(
@@ -108,12 +134,12 @@ def position_entry(
     return {
         "s": symbol,
         "pa": num(amount),
-        "ep": num(entry_price),
-        "bep": num(break_even_price),
+        "ep": price_text(entry_price),
+        "bep": price_text(break_even_price),
         "cr": num(accumulated_realized),
-        "up": num(unrealized_pnl),
+        "up": money_text(unrealized_pnl),
         "mt": MARGIN_TYPE_WIRE[margin_type],
-        "iw": num(isolated_wallet),
+        "iw": money_text(isolated_wallet),
         "ps": position_side,
     }
 
@@ -127,7 +153,10 @@ def account_update(
 
 
 def algo_update(algo: AlgoOrder, *, time: int) -> dict[str, Any]:
-    """ALGO_UPDATE for a conditional order as it stands after the change."""
+    """ALGO_UPDATE for a conditional order as it stands after the change (the fields of uds_algo_update.json:
+    before the trigger placed an order ``ai`` is "", ``act`` "0" and ``ap`` / ``aq`` "0.00000"; ``rm`` is the
+    reject reason, "" when none)."""
+    triggered = bool(algo.actual_order_id)
     body: dict[str, Any] = {
         "caid": algo.client_algo_id,
         "aid": algo.algo_id,
@@ -139,10 +168,10 @@ def algo_update(algo: AlgoOrder, *, time: int) -> dict[str, Any]:
         "f": algo.time_in_force._value_,
         "q": num(algo.quantity),
         "X": algo.status._value_,
-        "ai": str(algo.actual_order_id) if algo.actual_order_id else "",
-        "ap": num(algo.avg_price),
-        "aq": num(algo.executed_quantity),
-        "act": algo.actual_order_type,
+        "ai": str(algo.actual_order_id) if triggered else "",
+        "ap": price_text(algo.avg_price) if triggered else ALGO_NOT_TRIGGERED_AMOUNT,
+        "aq": num(algo.executed_quantity) if triggered else ALGO_NOT_TRIGGERED_AMOUNT,
+        "act": algo.actual_order_type if triggered else ALGO_NOT_TRIGGERED_ORDER_TYPE,
         "tp": num(algo.trigger_price),
         "p": num(algo.price),
         "V": SELF_TRADE_PREVENTION,
@@ -153,9 +182,8 @@ def algo_update(algo: AlgoOrder, *, time: int) -> dict[str, Any]:
         "R": algo.reduce_only,
         "tt": algo.trigger_time,
         "gtd": 0,
+        "rm": algo.reject_reason,
     }
-    if algo.reject_reason:
-        body["rm"] = algo.reject_reason
     return {"e": "ALGO_UPDATE", "T": time, "E": time, "o": body}
 
 

@@ -31,18 +31,20 @@ from utils.domain import ZERO, MarginType, PositionSide
 class MarginAccount:
     """The USDT wallet, its running totals, and the margin arithmetic over every symbol's positions and orders."""
 
-    __slots__ = ("symbols", "dual_side", "wallet", "deposits", "realized", "fees", "funding", "update_time")
+    __slots__ = ("symbols", "dual_side", "wallet", "deposits", "realized", "fees", "funding", "insurance_cleared",
+                 "update_time")
 
     def __init__(self, symbols: dict[str, SymbolState], initial_balance: Decimal, update_time: int) -> None:
         if initial_balance < 0:
             raise ValueError("initial_balance must not be negative")
         self.symbols = symbols
         self.dual_side = False          # hedge mode (LONG/SHORT positions) rather than one-way (BOTH)
-        self.wallet = initial_balance   # deposits + realized PnL - fees + funding
+        self.wallet = initial_balance   # deposits + realized PnL - fees + funding + insurance clearance
         self.deposits = initial_balance
         self.realized = ZERO
         self.fees = ZERO
         self.funding = ZERO
+        self.insurance_cleared = ZERO   # what the insurance fund paid so that no liquidated pool stays below zero
         self.update_time = update_time
 
     # ============================================================================================== margin
@@ -146,6 +148,7 @@ class MarginAccount:
             total_open_order_initial_margin=order_im,
             cross_unrealized_pnl=cross_upnl,
             update_time=self.update_time,
+            insurance_cleared=self.insurance_cleared,
         )
 
     def position_risk(self, states: Sequence[SymbolState], every_symbol: bool) -> list[PositionRisk]:
@@ -205,24 +208,34 @@ class MarginAccount:
                     total -= maintenance_margin(st.brackets, abs(position.amount) * st.mark_price)
         return total
 
-    @staticmethod
-    def _pool_terms(
-        st: SymbolState, positions: Sequence[PositionState]
-    ) -> list[tuple[Decimal, Decimal, Decimal, Decimal]]:
-        terms = []
-        for position in positions:
-            if position.amount:
-                tier = bracket_for(st.brackets, abs(position.amount) * st.mark_price)
-                terms.append((position.amount, position.entry_price, tier.maint_margin_ratio, tier.cum))
-        return terms
-
     def liquidation_level(self, st: SymbolState, only: PositionState | None = None) -> LiquidationLevel | None:
-        """Liquidation level of the pool holding ``only`` (or of the symbol's cross positions)."""
+        """Liquidation level of the pool holding ``only`` (or of the symbol's cross positions), per tier.
+
+        Each position's maintenance rate and amount come from the bracket its notional falls in *at the
+        liquidation price*: the level is solved with the tiers at the mark, then again with the tiers at the
+        solved price, until the tiers no longer change (Binance's ``cum`` makes the maintenance margin continuous
+        across tiers, so this settles in a step or two).
+        """
         if st.margin_type is MarginType.CROSSED:
-            return liquidation_level(self.cross_collateral(st), self._pool_terms(st, list(st.positions.values())))
-        if only is None or not only.amount:
+            collateral = self.cross_collateral(st)
+            positions = [p for p in st.positions.values() if p.amount]
+        elif only is None or not only.amount:
             return None
-        return liquidation_level(only.isolated_wallet, self._pool_terms(st, [only]))
+        else:
+            collateral = only.isolated_wallet
+            positions = [only]
+        price = st.mark_price
+        tiers = [bracket_for(st.brackets, abs(p.amount) * price) for p in positions]
+        for _ in range(len(st.brackets) + 1):
+            level = liquidation_level(collateral, [(p.amount, p.entry_price, tier.maint_margin_ratio, tier.cum)
+                                                   for p, tier in zip(positions, tiers, strict=True)])
+            if level is None or level.immediate:
+                return level
+            at_level = [bracket_for(st.brackets, abs(p.amount) * level.price) for p in positions]
+            if at_level == tiers:
+                return level
+            tiers = at_level
+        return level
 
     def first_liquidation(self, st: SymbolState, path: tuple[Decimal, ...], start: PathKey,
                           end: PathKey | None) -> tuple[PathKey, PositionState | None] | None:
@@ -254,12 +267,24 @@ class MarginAccount:
                          high: Decimal) -> tuple[Decimal, Decimal]:
         """(fill price, clearance fee) of closing ``position`` at ``price``: the price on the tick against the
         account and inside [low, high]; the fee ``liquidationFee`` x notional, capped at what margin the pool
-        has left once the position is closed (never below zero)."""
+        has left once the position is closed (never below zero).
+
+        An isolated position is never closed beyond its bankruptcy price (where its isolated wallet is used up):
+        when the market gapped past it, the insurance fund takes the position over there (Binance's model), so
+        the fill is at the bankruptcy price, on the tick in the account's favour, even outside [low, high].
+        """
         amount = position.amount
         fill_price = round_to_tick(price, st.tick, up=amount < 0)
         fill_price = low if fill_price < low else high if fill_price > high else fill_price
+        isolated = st.margin_type is MarginType.ISOLATED
+        if isolated:
+            bankruptcy = position.entry_price - position.isolated_wallet / amount
+            if amount > 0 and fill_price < bankruptcy:
+                fill_price = round_to_tick(bankruptcy, st.tick, up=True)
+            elif amount < 0 and fill_price > bankruptcy:
+                fill_price = round_to_tick(bankruptcy, st.tick, up=False)
         gross = (fill_price - position.entry_price) * amount
-        if st.margin_type is MarginType.ISOLATED:
+        if isolated:
             cushion = position.isolated_wallet + gross
         else:  # cross margin balance once this position is closed
             cushion = self.cross_wallet() + gross + self.cross_unrealized(exclude=position)

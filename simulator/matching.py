@@ -11,7 +11,7 @@ path order. Prices here are exact Decimals on the symbol's tick grid; see docs/s
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 
 from utils.domain import ZERO, Candle
 
@@ -75,19 +75,45 @@ def clamp(price: Decimal, low: Decimal, high: Decimal) -> Decimal:
 
 
 def taker_price(reference: Decimal, buying: bool, slippage: Decimal, tick: Decimal,
-                low: Decimal, high: Decimal) -> Decimal:
-    """A taker fill near ``reference``: slipped against the taker, rounded to the adverse tick, kept in [low, high]."""
+                low: Decimal, high: Decimal, impact: Decimal = ZERO) -> Decimal:
+    """A taker fill near ``reference``: moved against the taker by ``slippage`` (the half spread, kept inside the
+    candle's [low, high]), then by the size's ``impact`` (not kept inside: a large order walks the book past what
+    the candle traded), rounded to the adverse tick. Both are fractions of the price."""
     if buying:
-        return clamp(round_to_tick(reference * (ONE + slippage), tick, up=True), low, high)
-    return clamp(round_to_tick(reference * (ONE - slippage), tick, up=False), low, high)
+        return round_to_tick(clamp(reference * (ONE + slippage), low, high) * (ONE + impact), tick, up=True)
+    return round_to_tick(clamp(reference * (ONE - slippage), low, high) * (ONE - impact), tick, up=False)
 
 
-def resting_fill_price(limit: Decimal, buying: bool, low: Decimal, high: Decimal) -> Decimal:
-    """A resting limit order the candle traded through fills at its limit, or at the worst traded price that is
-    still no worse than the limit when the whole candle gapped past it (a buy above the high fills at the high)."""
-    if buying:
-        return high if limit > high else limit
-    return low if limit < low else limit
+# Impact is a modelling fraction (about 1e-6 to 1e-3 of the price) that ends up rounded to the tick: 16 significant
+# digits are far more than it needs, and make the square roots several times cheaper than Decimal's default 28.
+_IMPACT_CONTEXT = Context(prec=16, rounding=ROUND_HALF_EVEN)
+
+
+def average_impact(impact: Decimal, taken: Decimal, quantity: Decimal, volume: Decimal) -> Decimal:
+    """The average price impact (a fraction of the price) of taking ``quantity`` after ``taken`` was already taken
+    from a candle that traded ``volume``: the mean of ``impact x sqrt(x / volume)`` over x in [taken, taken +
+    quantity], i.e. ``impact x 2/3 x ((taken + quantity)^1.5 - taken^1.5) / (quantity x volume^0.5)``.
+
+    ``impact`` is the impact at 100 % of the candle's volume (square-root law). Zero when either is zero.
+    Computed with 16 significant digits (deterministic: the same inputs give the same Decimal).
+    """
+    if not impact or quantity <= 0 or volume <= 0:
+        return ZERO
+    c = _IMPACT_CONTEXT
+    end = c.divide(taken + quantity, volume)  # the share of the volume taken once this fill is done
+    root_end = end.sqrt(c)
+    if taken <= 0:  # the mean of sqrt(x) over [0, end] is 2/3 sqrt(end)
+        return c.multiply(c.divide(c.multiply(impact, 2), 3), root_end)
+    start = c.divide(taken, volume)  # mean over [start, end]: 2/3 (end^1.5 - start^1.5) / (end - start)
+    walked = c.subtract(c.multiply(end, root_end), c.multiply(start, start.sqrt(c)))
+    return c.divide(c.multiply(c.multiply(impact, 2), walked), c.multiply(3, c.subtract(end, start)))
+
+
+def marginal_impact(impact: Decimal, taken: Decimal, volume: Decimal) -> Decimal:
+    """The impact (fraction of the price) of the last unit once ``taken`` has been taken from ``volume``."""
+    if not impact or taken <= 0 or volume <= 0:
+        return ZERO
+    return _IMPACT_CONTEXT.multiply(impact, _IMPACT_CONTEXT.divide(taken, volume).sqrt(_IMPACT_CONTEXT))
 
 
 def volume_cap(volume: Decimal, fraction: Decimal, step: Decimal) -> Decimal:

@@ -44,24 +44,32 @@ class SimConfig:
 
     maker_fee_rate: Decimal = Decimal("0.0002")
     taker_fee_rate: Decimal = Decimal("0.0005")
-    # Market orders (and the taker part of marketable limits, triggered stops) pay this much past the reference
-    # price, in basis points: 1 bp = 0.01 % = a fraction of 0.0001.
+    # Every taker execution (market orders, the marketable part of limits, triggered stops) pays this much past
+    # the reference price, in basis points (1 bp = 0.01 % = a fraction of 0.0001): the half spread.
     slippage_bps: Decimal = Decimal("1")
+    # ... plus a price impact that grows with the square root of the share of the candle's volume taken:
+    # impact_bps x sqrt(taken / volume) on the side's taken quantity, averaged over the fill (docs/simulator.md,
+    # "Price impact"). 10 bp is about BTCUSDT's square-root-law impact: daily volatility / sqrt(1440).
+    impact_bps: Decimal = Decimal("10")
     default_leverage: int = 20
     # Funding interval per symbol in hours; symbols not listed use default_funding_interval_hours.
     funding_interval_hours: Mapping[str, int] = field(default_factory=dict)
     default_funding_interval_hours: int = 8
     default_funding_rate: Decimal = Decimal("0.0001")
-    # Partial fills: limit orders take at most this fraction of a candle's traded volume (resting orders share it
-    # per candle; an immediate limit execution may take it from the last candle). Market orders fill whole.
+    # Volume cap: everything that executes against one candle's liquidity (resting fills and triggered orders on
+    # the candle; market orders and marketable limits between candles, against the last candle) takes at most
+    # this fraction of its traded volume, together. A MARKET / IOC remainder expires; a GTC remainder rests.
     max_volume_fraction: Decimal = Decimal("0.1")
     # A resting limit fills only when the candle traded strictly through its price (False) or also on a touch.
     fill_on_touch: bool = False
     # Maintenance margin: a flat rate per symbol overrides the brackets' rates.
     maintenance_margin_rate: Mapping[str, Decimal] = field(default_factory=dict)
-    # Leverage brackets per symbol (simulator.account.parse_leverage_brackets of GET /fapi/v1/leverageBracket);
-    # symbols not listed get one tier from exchangeInfo (maintMarginPercent, 100 / requiredMarginPercent).
+    # Leverage brackets per symbol (simulator.account.parse_leverage_brackets of GET /fapi/v1/leverageBracket).
+    # Symbols not listed use the shipped brackets (simulator/leverage_brackets.json: BTCUSDT, ETHUSDT, LTCUSDT)
+    # unless shipped_leverage_brackets is False; others get one tier from exchangeInfo (maintMarginPercent,
+    # 100 / requiredMarginPercent).
     leverage_brackets: Mapping[str, Sequence[LeverageBracket]] = field(default_factory=dict)
+    shipped_leverage_brackets: bool = True
     # Liquidation clearance fee rate per symbol (exchangeInfo liquidationFee); others use the default.
     liquidation_fee_rate: Mapping[str, Decimal] = field(default_factory=dict)
     default_liquidation_fee_rate: Decimal = DEFAULT_LIQUIDATION_FEE_RATE
@@ -70,7 +78,7 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("maker_fee_rate", "taker_fee_rate", "slippage_bps", "max_volume_fraction"):
+        for name in ("maker_fee_rate", "taker_fee_rate", "slippage_bps", "impact_bps", "max_volume_fraction"):
             value = getattr(self, name)
             if not isinstance(value, Decimal) or value < 0:
                 raise ValueError(f"SimConfig.{name} must be a non-negative Decimal, got {value!r}")
@@ -83,6 +91,10 @@ class SimConfig:
     @property
     def slippage_fraction(self) -> Decimal:
         return self.slippage_bps / _TEN_THOUSAND
+
+    @property
+    def impact_fraction(self) -> Decimal:
+        return self.impact_bps / _TEN_THOUSAND
 
 
 @dataclass(slots=True)
@@ -136,6 +148,7 @@ class AccountState:
     total_open_order_initial_margin: Decimal
     cross_unrealized_pnl: Decimal
     update_time: int
+    insurance_cleared: Decimal = ZERO  # what the insurance fund paid to bring a liquidated pool back to zero
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +181,7 @@ class PositionRisk:
 class WorkingOrder:
     """The engine's record of one order: the domain Order plus what matching needs."""
 
-    __slots__ = ("order", "orig_type", "seq", "margin_direction", "closing", "booked", "algo")
+    __slots__ = ("order", "orig_type", "seq", "margin_direction", "closing", "booked", "taking", "algo")
 
     def __init__(self, order: Order, orig_type: OrderType, seq: int, margin_direction: int, closing: bool,
                  algo: AlgoOrder | None = None) -> None:
@@ -178,6 +191,7 @@ class WorkingOrder:
         self.margin_direction = margin_direction  # +1 may open/extend a long, -1 a short, 0 only closes
         self.closing = closing                    # reduce-only semantics (reduceOnly, or a hedge-mode close)
         self.booked = False                       # resting in the book (counted in the notional sums)
+        self.taking = False                       # marketable when placed: its remainder still takes (taker fee)
         self.algo = algo                          # the conditional order that placed it, if any
 
 
@@ -240,7 +254,7 @@ class SymbolState:
         "mark_price", "mark_from_feed", "funding_rate", "next_funding_time", "funding_interval_ms",
         "open", "orders", "algos",
         "positions", "exposed", "bid_notional", "ask_notional", "open_long_notional", "open_short_notional",
-        "trades",
+        "trades", "bought", "sold",
     )
 
     def __init__(self, filters: SymbolFilters, brackets: Sequence[LeverageBracket], leverage: int,
@@ -275,6 +289,9 @@ class SymbolState:
         self.open_long_notional = ZERO  # open orders that may open or extend a long
         self.open_short_notional = ZERO
         self.trades: list[Fill] = []
+        # Quantity buys / sells already took from the current candle's liquidity (the volume cap's share, per side).
+        self.bought = ZERO
+        self.sold = ZERO
 
 
 def order_copy(order: Order) -> Order:

@@ -1,7 +1,8 @@
 """REST response bodies shaped like Binance's (orders, algo orders, trades, positionRisk v3, account v3).
 
 The wire-compatible server turns engine objects into these; field names and order follow the payloads in
-../shared/binance/payloads (rest_*.json).
+../shared/binance/payloads (rest_*.json), and numbers the precision rules of ``simulator.events`` (``price_text``,
+``money_text``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from simulator.events import SELF_TRADE_PREVENTION, num
+from simulator.account import LeverageBracket
+from simulator.events import SELF_TRADE_PREVENTION, money_text, num, price_text
 from simulator.records import AccountState, AlgoOrder, PositionRisk
 from utils.domain import ZERO, Fill, Order, OrderType
 
@@ -18,9 +20,10 @@ from utils.domain import ZERO, Fill, Order, OrderType
 def order_to_rest(
     order: Order, orig_type: OrderType | None = None, *, new_order_response: bool = False
 ) -> dict[str, Any]:
-    """GET /fapi/v1/order (and openOrders, DELETE /order) body; ``new_order_response`` gives POST /order's."""
+    """GET /fapi/v1/order (and openOrders, allOrders) body; ``new_order_response`` gives POST /order's (and
+    DELETE /order's, ``cancel_order_to_rest``): ``cumQty`` and no ``time``."""
     body: dict[str, Any] = {
-        "avgPrice": num(order.avg_price),
+        "avgPrice": price_text(order.avg_price),
         "clientOrderId": order.client_order_id,
         "cumQuote": num(order.cum_quote),
         "executedQty": num(order.executed_quantity),
@@ -49,6 +52,11 @@ def order_to_rest(
         del body["time"]
         body["cumQty"] = num(order.executed_quantity)
     return body
+
+
+def cancel_order_to_rest(order: Order, orig_type: OrderType | None = None) -> dict[str, Any]:
+    """DELETE /fapi/v1/order body (rest_cancel_order.json): the POST /order shape, with ``cumQty``, no ``time``."""
+    return order_to_rest(order, orig_type, new_order_response=True)
 
 
 def algo_order_to_rest(algo: AlgoOrder) -> dict[str, Any]:
@@ -82,7 +90,7 @@ def algo_order_to_rest(algo: AlgoOrder) -> dict[str, Any]:
     }
     if algo.actual_order_id:
         body["actualOrderId"] = str(algo.actual_order_id)
-        body["actualPrice"] = num(algo.avg_price)
+        body["actualPrice"] = price_text(algo.avg_price)
         body["actualQty"] = num(algo.executed_quantity)
     return body
 
@@ -114,22 +122,22 @@ def position_risk_v3(risks: Sequence[PositionRisk]) -> list[dict[str, Any]]:
             "symbol": risk.symbol,
             "positionSide": risk.position_side.value,
             "positionAmt": num(risk.amount),
-            "entryPrice": num(risk.entry_price),
-            "breakEvenPrice": num(risk.break_even_price),
+            "entryPrice": price_text(risk.entry_price),
+            "breakEvenPrice": price_text(risk.break_even_price),
             "markPrice": num(risk.mark_price),
-            "unRealizedProfit": num(risk.unrealized_pnl),
-            "liquidationPrice": num(risk.liquidation_price),
-            "isolatedMargin": num(risk.isolated_margin),
-            "notional": num(risk.notional),
+            "unRealizedProfit": money_text(risk.unrealized_pnl),
+            "liquidationPrice": money_text(risk.liquidation_price),
+            "isolatedMargin": money_text(risk.isolated_margin),
+            "notional": money_text(risk.notional),
             "marginAsset": "USDT",
-            "isolatedWallet": num(risk.isolated_wallet),
-            "initialMargin": num(risk.initial_margin),
-            "maintMargin": num(risk.maintenance_margin),
-            "positionInitialMargin": num(risk.position_initial_margin),
-            "openOrderInitialMargin": num(risk.open_order_initial_margin),
+            "isolatedWallet": money_text(risk.isolated_wallet),
+            "initialMargin": money_text(risk.initial_margin),
+            "maintMargin": money_text(risk.maintenance_margin),
+            "positionInitialMargin": money_text(risk.position_initial_margin),
+            "openOrderInitialMargin": money_text(risk.open_order_initial_margin),
             "adl": 0,
-            "bidNotional": num(risk.bid_notional),
-            "askNotional": num(risk.ask_notional),
+            "bidNotional": money_text(risk.bid_notional),
+            "askNotional": money_text(risk.ask_notional),
             "updateTime": risk.update_time,
         }
         for risk in risks
@@ -140,18 +148,21 @@ def account_v3(account: AccountState, risks: Sequence[PositionRisk]) -> dict[str
     """GET /fapi/v3/account body (single-asset mode: one USDT asset)."""
     max_withdraw = min(account.available_balance, account.wallet_balance)
     max_withdraw = max_withdraw if max_withdraw > 0 else ZERO
+    def padded(value: Decimal) -> str:
+        return money_text(value, pad_zero=True)
+
     totals = {
-        "totalInitialMargin": num(account.total_initial_margin),
-        "totalMaintMargin": num(account.total_maintenance_margin),
-        "totalWalletBalance": num(account.wallet_balance),
-        "totalUnrealizedProfit": num(account.unrealized_pnl),
-        "totalMarginBalance": num(account.equity),
-        "totalPositionInitialMargin": num(account.total_position_initial_margin),
-        "totalOpenOrderInitialMargin": num(account.total_open_order_initial_margin),
-        "totalCrossWalletBalance": num(account.cross_wallet_balance),
-        "totalCrossUnPnl": num(account.cross_unrealized_pnl),
-        "availableBalance": num(account.available_balance),
-        "maxWithdrawAmount": num(max_withdraw),
+        "totalInitialMargin": padded(account.total_initial_margin),
+        "totalMaintMargin": padded(account.total_maintenance_margin),
+        "totalWalletBalance": padded(account.wallet_balance),
+        "totalUnrealizedProfit": padded(account.unrealized_pnl),
+        "totalMarginBalance": padded(account.equity),
+        "totalPositionInitialMargin": padded(account.total_position_initial_margin),
+        "totalOpenOrderInitialMargin": padded(account.total_open_order_initial_margin),
+        "totalCrossWalletBalance": padded(account.cross_wallet_balance),
+        "totalCrossUnPnl": padded(account.cross_unrealized_pnl),
+        "availableBalance": padded(account.available_balance),
+        "maxWithdrawAmount": padded(max_withdraw),
     }
     asset = {
         "asset": "USDT",
@@ -173,18 +184,31 @@ def account_v3(account: AccountState, risks: Sequence[PositionRisk]) -> dict[str
             "symbol": risk.symbol,
             "positionSide": risk.position_side.value,
             "positionAmt": num(risk.amount),
-            "unrealizedProfit": num(risk.unrealized_pnl),
-            "isolatedMargin": num(risk.isolated_margin),
-            "notional": num(risk.notional),
-            "isolatedWallet": num(risk.isolated_wallet),
-            "initialMargin": num(risk.initial_margin),
-            "maintMargin": num(risk.maintenance_margin),
+            "unrealizedProfit": money_text(risk.unrealized_pnl, pad_zero=True),
+            "isolatedMargin": money_text(risk.isolated_margin, pad_zero=True),
+            "notional": money_text(risk.notional),
+            "isolatedWallet": money_text(risk.isolated_wallet),
+            "initialMargin": money_text(risk.initial_margin),
+            "maintMargin": money_text(risk.maintenance_margin),
             "updateTime": risk.update_time,
         }
         for risk in risks
         if risk.amount
     ]
     return {**totals, "assets": [asset], "positions": positions}
+
+
+def leverage_brackets(symbol: str, brackets: Sequence[LeverageBracket]) -> dict[str, Any]:
+    """One symbol's entry of GET /fapi/v1/leverageBracket (numbers as Binance sends them there: JSON numbers)."""
+    return {"symbol": symbol, "brackets": [
+        {"bracket": tier.bracket, "initialLeverage": tier.initial_leverage, "notionalCap": _number(tier.notional_cap),
+         "notionalFloor": _number(tier.notional_floor), "maintMarginRatio": _number(tier.maint_margin_ratio),
+         "cum": _number(tier.cum)} for tier in brackets]}
+
+
+def _number(value: Decimal) -> int | float:
+    """A JSON number for a bracket field: an int when whole, else the float of its exact decimal string."""
+    return int(value) if value == value.to_integral_value() else float(str(value))
 
 
 def leverage_response(symbol: str, leverage: int, max_notional: Decimal) -> dict[str, Any]:

@@ -35,7 +35,8 @@ SYMBOL_FIELDS: dict[str, Any] = {
     "leverage": int, "margin_type": MarginType, "has_candle": bool, "last_price": Decimal, "last_low": Decimal,
     "last_high": Decimal, "last_volume": Decimal, "last_open_time": int, "mark_price": Decimal,
     "mark_from_feed": bool, "funding_rate": Decimal, "next_funding_time": int, "bid_notional": Decimal,
-    "ask_notional": Decimal, "open_long_notional": Decimal, "open_short_notional": Decimal,
+    "ask_notional": Decimal, "open_long_notional": Decimal, "open_short_notional": Decimal, "bought": Decimal,
+    "sold": Decimal,
 }
 POSITION_FIELDS: dict[str, Any] = {
     "amount": Decimal, "entry_price": Decimal, "open_fees": Decimal, "realized_pnl": Decimal,
@@ -204,7 +205,7 @@ def symbol_state(st: SymbolState) -> dict[str, Any]:
                       for p in st.positions.values()],
         "orders": [{"order": encode(w.order), "orig_type": w.orig_type.value, "seq": w.seq,
                     "margin_direction": w.margin_direction, "closing": w.closing, "booked": w.booked,
-                    "algo_id": w.algo.algo_id if w.algo is not None else None} for w in st.orders],
+                    "taking": w.taking, "algo_id": w.algo.algo_id if w.algo is not None else None} for w in st.orders],
         "open_orders": list(st.open.by_id),
         "open_by_client": {client_id: w.order.order_id for client_id, w in st.open.by_client.items()},
         "latest_by_client": {client_id: w.order.order_id for client_id, w in st.orders.by_client.items()},
@@ -240,6 +241,7 @@ def load_symbol_state(st: SymbolState, data: Mapping[str, Any], where: str,
                                decode(bool, require(saved, "closing", place), f"{place}.closing"),
                                None if algo_id is None else referred(algos, algo_id, f"{place}.algo_id"))
         working.booked = decode(bool, require(saved, "booked", place), f"{place}.booked")
+        working.taking = decode(bool, require(saved, "taking", place), f"{place}.taking")
         orders[working.order.order_id] = working
     st.orders.by_client = {client_id: referred(orders, order_id, f"{where}.latest_by_client")
                            for client_id, order_id in require(data, "latest_by_client", where).items()}

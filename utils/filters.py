@@ -181,13 +181,17 @@ class SymbolFilters:
             return FilterViolation(-4014, MSG_TICK, "PRICE_FILTER")
         return None
 
-    def check_percent_price(self, price: Decimal, mark_price: Decimal) -> FilterViolation | None:
+    def check_percent_price(self, price: Decimal, mark_price: Decimal,
+                            side: Side | None = None) -> FilterViolation | None:
+        """USD-M PERCENT_PRICE: a BUY needs price <= mark x multiplierUp, a SELL price >= mark x multiplierDown
+        (each side only its own bound, as Binance's USD-M filter rules say). Without a side both bounds are
+        checked, which refuses some orders Binance accepts (deep bids, far take-profits): pass the side."""
         if self.multiplier_up == 0 or mark_price <= 0:
             return None
         low, high = self.percent_price_bounds(mark_price)
-        if price > high:
+        if price > high and side is not Side.SELL:
             return FilterViolation(-4016, f"Limit price can't be higher than {to_wire(high)}.", "PERCENT_PRICE")
-        if price < low:
+        if price < low and side is not Side.BUY:
             return FilterViolation(-4024, f"Limit price can't be lower than {to_wire(low)}.", "PERCENT_PRICE")
         return None
 
@@ -218,10 +222,12 @@ class SymbolFilters:
         reduce_only: bool = False,
         open_orders: int = 0,
         last_price: Decimal | None = None,
+        side: Side | None = None,
     ) -> FilterViolation | None:
         """First filter the order breaks, in Binance's order of checks, or None if it passes them all.
 
-        ``price`` is the limit price (None for market orders, which are valued at ``last_price`` or the mark).
+        ``price`` is the limit price (None for market orders, whose MIN_NOTIONAL Binance values at the mark
+        price; ``last_price``, when given, is used instead). ``side`` limits PERCENT_PRICE to that side's bound.
         """
         if (violation := self.check_quantity(quantity, order_type)) is not None:
             return violation
@@ -231,7 +237,7 @@ class SymbolFilters:
                                        "or malformed.", "PRICE_FILTER")
             if (violation := self.check_price(price)) is not None:
                 return violation
-            if (violation := self.check_percent_price(price, mark_price)) is not None:
+            if (violation := self.check_percent_price(price, mark_price, side)) is not None:
                 return violation
             reference = price
         else:

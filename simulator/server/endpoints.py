@@ -162,7 +162,7 @@ def funding_information(server: SimServer, account: Account | None, values: dict
 # ============================================================================================= orders
 def _order_body(account: Account, order_id: int, symbol: str, order: Any, *, short: bool) -> dict[str, Any]:
     orig_type = account.exchange.order_orig_type(symbol, order_id)
-    return rest_shapes.order_to_rest(order, orig_type, new_order_response=short)
+    return rest_shapes.order_to_rest(order, orig_type, new_order_response=short)  # short: POST/DELETE's shape
 
 
 def new_order(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
@@ -222,7 +222,7 @@ def open_orders(server: SimServer, account: Account | None, values: dict[str, An
 
 def cancel_all_open_orders(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
     _account(account).exchange.cancel_all_orders(_check_symbol(server, values["symbol"]))
-    return rest_bodies.CANCEL_ALL_DONE
+    return rest_shapes.cancel_all_response()
 
 
 def all_orders(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
@@ -283,7 +283,7 @@ def open_algo_orders(server: SimServer, account: Account | None, values: dict[st
 
 def cancel_all_algo_open_orders(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
     _account(account).exchange.cancel_all_algo_orders(_check_symbol(server, values["symbol"]))
-    return rest_bodies.CANCEL_ALL_DONE
+    return rest_shapes.cancel_all_response()
 
 
 # ============================================================================================= account
@@ -326,12 +326,12 @@ def change_leverage(server: SimServer, account: Account | None, values: dict[str
 def change_margin_type(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
     symbol = _check_symbol(server, values["symbol"])
     _account(account).exchange.set_margin_type(symbol, MarginType(values["marginType"]))
-    return rest_bodies.SUCCESS
+    return rest_shapes.margin_type_response()
 
 
 def change_position_mode(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
     _account(account).exchange.set_position_mode(values["dualSidePosition"])
-    return rest_bodies.SUCCESS
+    return rest_shapes.margin_type_response()
 
 
 def position_mode(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
@@ -342,8 +342,8 @@ def leverage_brackets(server: SimServer, account: Account | None, values: dict[s
     exchange = _account(account).exchange
     if "symbol" in values:
         symbol = _check_symbol(server, values["symbol"])
-        return rest_bodies.leverage_brackets(symbol, exchange.leverage_brackets(symbol))
-    return [rest_bodies.leverage_brackets(symbol, exchange.leverage_brackets(symbol)) for symbol in server.symbols]
+        return rest_shapes.leverage_brackets(symbol, exchange.leverage_brackets(symbol))
+    return [rest_shapes.leverage_brackets(symbol, exchange.leverage_brackets(symbol)) for symbol in server.symbols]
 
 
 # ============================================================================================= listenKey

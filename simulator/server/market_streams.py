@@ -20,6 +20,7 @@ from typing import Any
 from simulator.engine import SimExchange
 from simulator.server.connections import StreamConnection, StreamHandler, deliver
 from simulator.server.replay import KlineView, MarketReplay
+from simulator.server.rest_bodies import eight_decimals
 from simulator.server.ws_control import ControlError, RequestId
 from utils.domain import Candle
 
@@ -49,9 +50,9 @@ def kline_payload(view: KlineView, event_time: int) -> dict[str, Any]:
 
 
 def mark_price_payload(exchange: SimExchange, symbol: str, event_time: int) -> dict[str, Any]:
-    mark = _text(exchange.mark_price(symbol))
+    mark = eight_decimals(exchange.mark_price(symbol))
     return {"e": "markPriceUpdate", "E": event_time, "s": symbol, "p": mark, "ap": mark, "i": mark, "P": mark,
-            "r": _text(exchange.funding_rate(symbol)), "T": exchange.next_funding_time(symbol)}
+            "r": eight_decimals(exchange.funding_rate(symbol)), "T": exchange.next_funding_time(symbol)}
 
 
 def is_deliverable(name: str) -> bool:

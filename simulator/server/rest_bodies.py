@@ -1,18 +1,19 @@
-"""REST bodies the engine's ``rest_shapes`` does not build: market data, balance, brackets, listenKey, acks.
+"""REST bodies the engine's ``rest_shapes`` does not build: market data, balance, the ACK view of a new order.
 
 Field names, order and types follow ../shared/binance/payloads (rest_*.json) and the official SDK's models
-(numbers as strings except where Binance sends JSON numbers: kline times and counts, bracket figures).
+(numbers as strings except where Binance sends JSON numbers: kline times and trade counts).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from simulator.account import UNLIMITED_NOTIONAL, LeverageBracket
-from simulator.engine import AccountState, SimExchange
+from simulator.engine import SimExchange
+from simulator.events import money_text
+from simulator.records import AccountState
 from simulator.server.replay import FundingRecord
 from utils.domain import Candle, Order, OrderStatus
 
@@ -21,8 +22,9 @@ def _text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _eight(value: Decimal) -> str:
-    return format(value.quantize(Decimal("0.00000001")), "f")
+def eight_decimals(value: Decimal) -> str:
+    """Mark prices and funding rates as Binance sends them: 8 decimals, padded ("11794.15000000")."""
+    return money_text(value, pad_zero=True)
 
 
 def exchange_info(document: Mapping[str, Any], server_time: int, rate_limits: list[dict[str, Any]]) -> dict[str, Any]:
@@ -40,17 +42,17 @@ def kline_row(candle: Candle) -> list[Any]:
 
 
 def premium_index(exchange: SimExchange, symbol: str, time: int) -> dict[str, Any]:
-    mark = _eight(exchange.mark_price(symbol))
+    mark = eight_decimals(exchange.mark_price(symbol))
     return {
         "symbol": symbol, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
-        "lastFundingRate": _eight(exchange.funding_rate(symbol)), "interestRate": "0.00010000",
+        "lastFundingRate": eight_decimals(exchange.funding_rate(symbol)), "interestRate": "0.00010000",
         "nextFundingTime": exchange.next_funding_time(symbol), "time": time,
     }
 
 
 def funding_rate(record: FundingRecord) -> dict[str, Any]:
-    return {"symbol": record.symbol, "fundingRate": _eight(record.funding_rate), "fundingTime": record.funding_time,
-            "markPrice": _eight(record.mark_price)}
+    return {"symbol": record.symbol, "fundingRate": eight_decimals(record.funding_rate),
+            "fundingTime": record.funding_time, "markPrice": eight_decimals(record.mark_price)}
 
 
 def funding_info(symbol: str, interval_hours: int) -> dict[str, Any]:
@@ -59,36 +61,16 @@ def funding_info(symbol: str, interval_hours: int) -> dict[str, Any]:
 
 
 def balance_v2(account: AccountState, alias: str) -> list[dict[str, Any]]:
-    """GET /fapi/v2/balance (single-asset mode: one USDT entry)."""
+    """GET /fapi/v2/balance (single-asset mode: one USDT entry; amounts padded to 8 decimals, as account v3)."""
     max_withdraw = min(account.available_balance, account.wallet_balance)
     return [{
-        "accountAlias": alias, "asset": "USDT", "balance": _text(account.wallet_balance),
-        "crossWalletBalance": _text(account.cross_wallet_balance), "crossUnPnl": _text(account.cross_unrealized_pnl),
-        "availableBalance": _text(account.available_balance),
-        "maxWithdrawAmount": _text(max_withdraw if max_withdraw > 0 else Decimal(0)),
+        "accountAlias": alias, "asset": "USDT", "balance": eight_decimals(account.wallet_balance),
+        "crossWalletBalance": eight_decimals(account.cross_wallet_balance),
+        "crossUnPnl": eight_decimals(account.cross_unrealized_pnl),
+        "availableBalance": eight_decimals(account.available_balance),
+        "maxWithdrawAmount": eight_decimals(max_withdraw if max_withdraw > 0 else Decimal(0)),
         "marginAvailable": True, "updateTime": account.update_time,
     }]
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def leverage_brackets(symbol: str, brackets: Sequence[LeverageBracket]) -> dict[str, Any]:
-    """One symbol of GET /fapi/v1/leverageBracket (bracket figures are JSON numbers, as Binance sends them)."""
-    return {
-        "symbol": symbol,
-        "notionalCoef": 1.0,
-        "brackets": [
-            {
-                "bracket": tier.bracket, "initialLeverage": tier.initial_leverage,
-                "notionalCap": int(min(tier.notional_cap, UNLIMITED_NOTIONAL)),
-                "notionalFloor": int(tier.notional_floor),
-                "maintMarginRatio": _number(tier.maint_margin_ratio), "cum": _number(tier.cum),
-            }
-            for tier in brackets
-        ],
-    }
 
 
 def accepted_order(order: Order) -> Order:
@@ -99,9 +81,3 @@ def accepted_order(order: Order) -> Order:
                  working_type=order.working_type, create_time=order.create_time)
 
 
-def code_message(code: int | str, msg: str) -> dict[str, Any]:
-    return {"code": code, "msg": msg}
-
-
-SUCCESS = code_message(200, "success")
-CANCEL_ALL_DONE = code_message(200, "The operation of cancel all open order is done.")

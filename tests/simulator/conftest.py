@@ -40,6 +40,12 @@ def week_candles(usdm_1m_dir: Path) -> dict[str, list[Candle]]:
 
 
 @pytest.fixture(scope="session")
+def btc_january(usdm_1m_dir: Path) -> list[Candle]:
+    """BTCUSDT 1m candles of 2023-01-01..2023-03-09 (97,920; quiet New-Year minutes traded under 5 BTC)."""
+    return read_candles(usdm_1m_dir / "BTCUSDT_usdm_1m_2023-01-01_2023-03-09.csv", "BTCUSDT")
+
+
+@pytest.fixture(scope="session")
 def btc(week_candles: dict[str, list[Candle]]) -> list[Candle]:
     return week_candles["BTCUSDT"]
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import json
 from decimal import Decimal as D
 
 import pytest
 
-from simulator.account import PositionState, parse_leverage_brackets, to_wallet
+from simulator import rest_shapes
+from simulator.account import PositionState, maintenance_margin, parse_leverage_brackets, to_wallet
 from simulator.engine import SimConfig
+from simulator.exchange_info import LEVERAGE_BRACKETS_PATH, load_leverage_brackets
 from tests.simulator.conftest import read_candles
 from utils.domain import MarginType, OrderType, PositionSide, Side, TimeInForce
 from utils.errors import BinanceError
@@ -44,12 +47,12 @@ def venue(make_venue, btc):
 
 class TestLeverage:
     def test_response_and_event(self, venue):
-        response = venue.exchange.set_leverage(BTC, 10)
-        assert response == {"leverage": 10, "maxNotionalValue": "9223372036854775807", "symbol": BTC}
+        response = venue.exchange.set_leverage(BTC, 10)  # BTCUSDT's shipped brackets: 10x up to 230,000,000
+        assert response == {"leverage": 10, "maxNotionalValue": "230000000", "symbol": BTC}
         assert venue.events[-1]["e"] == "ACCOUNT_CONFIG_UPDATE" and venue.events[-1]["ac"] == {"s": BTC, "l": 10}
         assert venue.exchange.leverage(BTC) == 10
 
-    @pytest.mark.parametrize("leverage", [0, -1, 21, True])
+    @pytest.mark.parametrize("leverage", [0, -1, 126, True])
     def test_invalid(self, venue, leverage):
         with pytest.raises(BinanceError) as caught:
             venue.exchange.set_leverage(BTC, leverage)
@@ -68,6 +71,36 @@ class TestLeverage:
         venue.candle(btc[0])
         market(venue, Side.BUY, "2.000")  # 57,596 notional: above the 125x cap
         assert code_of(venue.exchange.set_leverage, BTC, 125) == -2027
+
+    def test_shipped_brackets_are_binances_per_symbol(self, make_venue, btc):
+        document = json.loads(LEVERAGE_BRACKETS_PATH.read_text())
+        assert [entry["symbol"] for entry in document] == ["BTCUSDT", "ETHUSDT", "LTCUSDT"]
+        for entry in document:  # the GET /fapi/v1/leverageBracket shape, tiers back to back from 0
+            tiers = entry["brackets"]
+            assert all(tier.keys() == {"bracket", "initialLeverage", "notionalCap", "notionalFloor",
+                                       "maintMarginRatio", "cum"} for tier in tiers)
+            assert tiers[0]["notionalFloor"] == 0
+            assert all(low["notionalCap"] == high["notionalFloor"] for low, high in zip(tiers, tiers[1:], strict=False))
+        brackets = load_leverage_brackets()
+        for symbol, tiers in brackets.items():  # cum makes the maintenance margin continuous at every boundary
+            for lower, upper in zip(tiers, tiers[1:], strict=False):
+                edge = lower.notional_cap
+                assert maintenance_margin([lower], edge) == edge * upper.maint_margin_ratio - upper.cum, symbol
+        venue = make_venue()
+        ex = venue.exchange
+        # GET /fapi/v1/leverageBracket as the engine would answer it: the shipped document again
+        assert [rest_shapes.leverage_brackets(s, ex.leverage_brackets(s)) for s in ex.symbols] == document
+        assert ex.set_leverage(BTC, 125)["maxNotionalValue"] == "50000"
+        assert ex.set_leverage("ETHUSDT", 125)["maxNotionalValue"] == "50000"
+        assert ex.set_leverage("LTCUSDT", 75)["maxNotionalValue"] == "5000"
+        assert code_of(ex.set_leverage, "LTCUSDT", 76) == -4028
+        venue.candle(btc[0])
+        assert code_of(market, venue, Side.BUY, "1.800") == -2027  # 51,832 USDT: past 125x's 50,000
+        market(venue, Side.BUY, "1.700")  # 48,952: the first tier, 0.40 % maintenance
+        assert ex.account().total_maintenance_margin == D("1.700") * D("28795.30") * D("0.004")
+        ex.set_leverage(BTC, 100)  # a second market order takes it into the 100x tier: 0.5 % - 50
+        market(venue, Side.BUY, "0.300")
+        assert ex.account().total_maintenance_margin == D("2.000") * D("28795.30") * D("0.005") - 50
 
     def test_lowering_leverage_needs_margin(self, make_venue, btc):
         venue = make_venue(balance=D("100"))
@@ -123,13 +156,14 @@ class TestMarginTypeAndPositionMode:
         amounts = {p.position_side: p.amount for p in ex.positions()}
         assert amounts == {PositionSide.LONG: D("0.007"), PositionSide.SHORT: D("-0.004")}
         fills = ex.user_trades(BTC)
-        assert fills[2].realized_pnl == to_wallet((D("28792.4") - D("28798.2")) * D("0.003"))
+        assert fills[2].realized_pnl == to_wallet((fills[2].price - fills[0].price) * D("0.003"))
+        assert fills[2].realized_pnl < 0  # sold below where it bought: slippage and impact on both
         assert venue.of_type("ACCOUNT_UPDATE")[-1]["a"]["P"][0]["ps"] == "LONG"
 
 
 class TestPositions:
     def test_weighted_entry_break_even_and_unrealized(self, make_venue, btc):
-        venue = make_venue(config=SimConfig(slippage_bps=D("0")))
+        venue = make_venue(config=SimConfig(slippage_bps=D("0"), impact_bps=D("0")))
         venue.candle(btc[0])
         market(venue, Side.BUY, "0.010")  # at 28795.30
         venue.candle(btc[1])
@@ -141,10 +175,11 @@ class TestPositions:
         assert position.break_even_price == position.entry_price + fees / D("0.040")
         assert position.mark_price == D("28764.30")
         assert position.unrealized_pnl == D("0.040") * (D("28764.30") - position.entry_price)
-        assert venue.events[-1]["a"]["P"][0]["bep"] == str(position.break_even_price)
+        # 28772.05 + 0.57544100 / 0.040 = 28786.436025 exactly (prices with more digits: test_events)
+        assert venue.events[-1]["a"]["P"][0]["bep"] == "28786.436025" == str(position.break_even_price)
 
     def test_realized_pnl_on_reduction_and_flip(self, make_venue, btc):
-        venue = make_venue(config=SimConfig(slippage_bps=D("0")))
+        venue = make_venue(config=SimConfig(slippage_bps=D("0"), impact_bps=D("0")))
         venue.candle(btc[0])
         market(venue, Side.SELL, "0.020")  # short at 28795.30
         venue.candle(btc[1])
@@ -161,14 +196,14 @@ class TestPositions:
         assert account.wallet_balance == D("10000") + account.realized_pnl - account.fees_paid
 
     def test_account_margin_figures(self, venue):
-        market(venue, Side.BUY, "0.100")  # 2,879.82 at 28798.2, mark 28795.30
+        entry = market(venue, Side.BUY, "0.100").avg_price  # mark 28795.30
         limit(venue, Side.SELL, "29000.0", quantity="0.300")  # closes 0.1, may open 0.2 short
         account = venue.exchange.account()
         notional = D("0.100") * D("28795.30")
         assert account.total_position_initial_margin == notional / 20
         assert account.total_open_order_initial_margin == (D("0.300") * D("29000.0") - notional) / 20
-        assert account.total_maintenance_margin == notional * D("0.025")
-        assert account.unrealized_pnl == D("0.100") * (D("28795.30") - D("28798.2"))
+        assert account.total_maintenance_margin == notional * D("0.004")  # BTCUSDT tier 1: 0.40 % up to 50,000
+        assert account.unrealized_pnl == D("0.100") * (D("28795.30") - entry)
         assert account.equity == account.wallet_balance + account.unrealized_pnl
         assert account.available_balance == (account.wallet_balance + account.unrealized_pnl
                                              - account.total_initial_margin)
@@ -177,9 +212,9 @@ class TestPositions:
         ex = venue.exchange
         ex.set_margin_type(BTC, MarginType.ISOLATED)
         ex.set_leverage(BTC, 10)
-        market(venue, Side.BUY, "0.100")
+        entry = market(venue, Side.BUY, "0.100").avg_price
         [position] = ex.positions()
-        assert position.isolated_wallet == D("0.100") * D("28798.2") / 10
+        assert position.isolated_wallet == D("0.100") * entry / 10
         account = ex.account()
         assert account.cross_wallet_balance == account.wallet_balance - position.isolated_wallet
         entry = venue.of_type("ACCOUNT_UPDATE")[-1]["a"]
@@ -196,7 +231,8 @@ class TestPositions:
         account = venue.exchange.account()
         assert account.deposits == D("10250.5") and account.wallet_balance == D("10250.5")
         event = venue.events[-1]
-        assert event["a"]["m"] == "DEPOSIT" and event["a"]["B"][0]["bc"] == "250.5" and event["a"]["P"] == []
+        assert event["a"]["m"] == "DEPOSIT" and event["a"]["B"][0]["bc"] == "250.50000000" and event["a"]["P"] == []
+        assert event["a"]["B"][0]["wb"] == "10250.50000000"  # Binance's 8 decimals, as in uds_account_update.json
         assert code_of(venue.exchange.deposit, D("0")) == -4055
 
     def test_position_state_arithmetic(self):

@@ -112,11 +112,12 @@ class TestLifecycle:
         # The triggered order carries the clientAlgoId, the algo type as origType and the trigger as stopPrice.
         assert (child["c"], child["o"], child["ot"], child["sp"], child["cp"], child["R"]) == (
             "sl-long", "MARKET", "STOP_MARKET", "28770.0", True, True)
-        # Filled at the trigger less 1 bp slippage, down to the tick: 28767.1 (within the candle).
-        assert D(child["L"]) == D("28767.1") and child["m"] is False
+        # Filled at the trigger less 1 bp slippage (28767.123) and the impact of 0.010 of the candle's 1128.514 BTC
+        # (10 bp x 2/3 x sqrt(0.010 / 1128.514) = 0.0000019845, 0.057): 28767.066, down to the tick.
+        assert D(child["L"]) == D("28767.0") and child["m"] is False
         finished = v.events[-1]["o"]
         assert (finished["ai"], D(finished["aq"]), D(finished["ap"]), finished["act"]) == (
-            str(child["i"]), D("0.010"), D("28767.1"), "MARKET")
+            str(child["i"]), D("0.010"), D("28767.0"), "MARKET")
         state = v.exchange.query_algo_order(client_algo_id="sl-long")
         assert state.status is AlgoStatus.FINISHED and state.actual_order_id == child["i"]
         assert state.trigger_time == btc[1].close_time
@@ -130,7 +131,7 @@ class TestLifecycle:
         algo(venue, Side.BUY, OrderType.TAKE_PROFIT_MARKET, "28780.0", quantity="0.020", reduce_only=True)
         venue.candle(btc[1])
         assert venue.exchange.positions() == []
-        assert venue.exchange.user_trades(BTC)[-1].price == D("28782.9")  # 28780 + 1 bp, up
+        assert venue.exchange.user_trades(BTC)[-1].price == D("28783.0")  # 28780 + 1 bp + 0.081 impact, up
 
     def test_opening_stop_entry(self, make_venue, btc):
         venue = make_venue()
@@ -138,7 +139,8 @@ class TestLifecycle:
         algo(venue, Side.BUY, OrderType.STOP_MARKET, "28800.0")  # buy the breakout
         venue.candle(btc[1])  # high 28800.90
         [position] = venue.exchange.positions()
-        assert position.amount == D("0.010") and position.entry_price == D("28800.9")  # clamped to the high
+        # 28800 + 1 bp, clamped to the high 28800.90, then the impact on top (+0.057): 28800.957, up to the tick
+        assert position.amount == D("0.010") and position.entry_price == D("28801.0")
 
     def test_reduce_only_with_nothing_to_reduce_is_cancelled(self, make_venue, btc):
         venue = make_venue()
@@ -155,16 +157,16 @@ class TestLifecycle:
         algo(v, Side.SELL, OrderType.STOP_MARKET, "28770.0", quantity=None, close_position=True)
         v.candle(btc[1])  # O 28795.20 -> H 28800.90 -> L 28759.60: the take-profit is reached first
         fills = v.exchange.user_trades(BTC)
-        assert fills[-1].price == D("28797.1")  # 28800.0 - 1 bp, down
+        assert fills[-1].price == D("28797.0")  # 28800.0 - 1 bp - 0.057 impact, down
         statuses = [a.status for a in (v.exchange.query_algo_order(algo_id=1), v.exchange.query_algo_order(algo_id=2))]
         assert statuses == [AlgoStatus.FINISHED, AlgoStatus.CANCELED]
 
     def test_stop_limit_places_a_resting_limit(self, long_venue, btc):
         v = long_venue
         algo(v, Side.SELL, OrderType.STOP, "28770.0", price=D("28760.0"))
-        v.candle(btc[1])  # triggers at 28770; a sell limit at 28760 is marketable there: takes at 28767.1
+        v.candle(btc[1])  # triggers at 28770; a sell limit at 28760 is marketable there: takes at 28767.0
         assert v.exchange.positions() == []
-        assert v.exchange.user_trades(BTC)[-1].price == D("28767.1")
+        assert v.exchange.user_trades(BTC)[-1].price == D("28767.0")
         algo(v, Side.BUY, OrderType.STOP, "28790.0", price=D("28780.0"))
         v.candle(btc[2])  # O 28764.30 L 28764.30 H 28797.90: triggers at 28790, limit 28780 below: rests
         [child] = v.exchange.open_orders(BTC)
@@ -205,8 +207,8 @@ class TestWorkingType:
         assert v.exchange.positions()[0].amount == D("0.010")
         v.mark(BTC, D("28769.00"))
         assert v.exchange.positions() == []
-        # Executed at the last traded price less slippage, inside the last candle.
-        assert v.exchange.user_trades(BTC)[-1].price == D("28761.4")
+        # Executed at the last traded price less slippage (28761.424) and impact (0.057), down to the tick.
+        assert v.exchange.user_trades(BTC)[-1].price == D("28761.3")
 
     def test_mark_price_stop_without_a_feed_uses_the_candles(self, long_venue, btc):
         v = long_venue

@@ -10,7 +10,7 @@ import pytest
 
 from simulator import rest_shapes
 from simulator.engine import SimConfig
-from simulator.events import num
+from simulator.events import money_text, num, price_text
 from utils.domain import MarginType, OrderType, Side, TimeInForce
 
 pytestmark = pytest.mark.shared_data
@@ -84,6 +84,61 @@ class TestShapes:
         event = venue.events[-1]
         assert event.keys() == reference.keys() and event["ac"].keys() == reference["ac"].keys()
 
+    def test_algo_update_fields_as_binance_sends_them(self, make_venue, btc, payloads_dir):
+        reference = payload(payloads_dir, "uds_algo_update.json")
+        venue = make_venue()
+        venue.candle(btc[0])
+        venue.exchange.new_order(symbol=BTC, side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.010"))
+        venue.exchange.new_algo_order(symbol=BTC, side=Side.SELL, order_type=OrderType.STOP_MARKET,
+                                      trigger_price=D("28770.0"), close_position=True)
+        venue.exchange.new_algo_order(symbol=BTC, side=Side.SELL, order_type=OrderType.TAKE_PROFIT,
+                                      trigger_price=D("29500.0"), price=D("29500.0"), quantity=D("0.010"))
+        venue.exchange.cancel_algo_order(algo_id=2)
+        venue.candle(btc[1])  # the stop triggers at 28770.0
+        updates = [event["o"] for event in venue.of_type("ALGO_UPDATE")]
+        for event in venue.of_type("ALGO_UPDATE"):
+            assert event.keys() == reference.keys() and event["o"].keys() == reference["o"].keys()
+            for key, value in event["o"].items():
+                assert type(value) is type(reference["o"][key]), key
+        # Not triggered yet (NEW, CANCELED, TRIGGERING): as in Binance's example, "ai" "", "act" "0", "ap" / "aq"
+        # "0.00000", "rm" empty unless there is a reason.
+        untriggered = [u for u in updates if u["X"] in ("NEW", "CANCELED", "TRIGGERING")]
+        assert len(untriggered) == 4
+        assert {(u["ai"], u["act"], u["ap"], u["aq"], u["rm"]) for u in untriggered} == {("", "0", "0.00000",
+                                                                                         "0.00000", "")}
+        finished = updates[-1]
+        assert finished["X"] == "FINISHED" and finished["act"] == "MARKET" and finished["ai"] != ""
+        assert finished["aq"] == "0.010"
+
+    def test_derived_prices_and_amounts_are_sent_at_binances_precision(self, make_venue, btc, payloads_dir):
+        venue = make_venue()
+        venue.exchange.set_margin_type(BTC, MarginType.ISOLATED)
+        venue.exchange.set_leverage(BTC, 3)  # the isolated margin is notional / 3: no finite decimal
+        venue.candle(btc[0])
+        for quantity in ("0.007", "0.011", "0.013"):  # an average entry with a repeating expansion
+            venue.exchange.new_order(symbol=BTC, side=Side.BUY, order_type=OrderType.MARKET, quantity=D(quantity))
+        [position] = venue.exchange.positions()
+        assert len(str(position.entry_price)) > 20  # the engine keeps every digit
+        entry = venue.of_type("ACCOUNT_UPDATE")[-1]["a"]["P"][0]
+        assert entry["ep"] == price_text(position.entry_price)
+        assert D(entry["ep"]) == position.entry_price.quantize(D("1e-8"))
+        assert entry["bep"] == price_text(position.break_even_price)
+        assert entry["iw"] == money_text(position.isolated_wallet) and len(entry["iw"].split(".")[1]) == 8
+        assert entry["up"] == money_text(position.unrealized_pnl)
+        [risk] = venue.exchange.position_risk_v3()
+        reference = payload(payloads_dir, "rest_position_risk_v3_hedge.json")[1]  # COMPUSDT: a short with figures
+        for key in ("markPrice", "unRealizedProfit", "liquidationPrice", "notional", "initialMargin",
+                    "maintMargin", "positionInitialMargin"):
+            decimals = len(risk[key].split(".")[1]) if "." in risk[key] else 0
+            assert decimals <= 8, (key, risk[key])
+            if key != "markPrice":  # Binance pads these to 8 decimals ("2260.56757210")
+                assert decimals == len(reference[key].split(".")[1]) == 8, key
+        assert len(risk["entryPrice"].split(".")[1]) <= 8 and len(risk["breakEvenPrice"].split(".")[1]) <= 8
+        order = rest_shapes.order_to_rest(venue.exchange.query_order(BTC, order_id=3))
+        assert order["avgPrice"] == price_text(venue.exchange.query_order(BTC, order_id=3).avg_price)
+        assert price_text(D("28772.05000")) == "28772.05" and price_text(D("1") / 3) == "0.33333333"
+        assert money_text(D("0.764277")) == "0.76427700" and money_text(D(0)) == "0"
+
     def test_numbers_are_plain_decimal_strings(self, run):
         def walk(value):
             if isinstance(value, dict):
@@ -117,6 +172,20 @@ class TestRestShapes:
         created = rest_shapes.order_to_rest(order, new_order_response=True)
         assert created.keys() == payload(payloads_dir, "rest_new_order_response.json").keys()
         assert created["status"] == "FILLED" and created["executedQty"] == created["cumQty"] == "0.050"
+
+    def test_cancel_order_response(self, make_venue, btc, payloads_dir):
+        venue = make_venue()
+        venue.candle(btc[0])
+        order = venue.exchange.new_order(symbol=BTC, side=Side.BUY, order_type=OrderType.LIMIT,
+                                         quantity=D("0.010"), price=D("28000.0"), time_in_force=TimeInForce.GTC)
+        cancelled = venue.exchange.cancel_order(BTC, order_id=order.order_id)
+        body = rest_shapes.cancel_order_to_rest(cancelled)
+        reference = payload(payloads_dir, "rest_cancel_order.json")
+        # DELETE /order answers with cumQty and without time (activatePrice / priceRate: trailing stops only).
+        assert body.keys() == reference.keys() - {"activatePrice", "priceRate"}
+        assert "time" not in body and body["cumQty"] == "0" and body["status"] == "CANCELED"
+        for key, value in body.items():
+            assert type(value) is type(reference[key]), key
 
     def test_algo_order(self, run, payloads_dir):
         venue = run()

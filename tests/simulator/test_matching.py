@@ -8,7 +8,15 @@ from decimal import Decimal as D
 import pytest
 
 from simulator.engine import SimConfig
-from simulator.matching import candle_path, first_reach, price_at, resting_fill_price, taker_price, volume_cap
+from simulator.matching import (
+    average_impact,
+    candle_path,
+    first_reach,
+    marginal_impact,
+    price_at,
+    taker_price,
+    volume_cap,
+)
 from utils.domain import OrderStatus, OrderType, Side, TimeInForce
 from utils.errors import BinanceError
 
@@ -28,27 +36,36 @@ def market(venue, side, quantity="0.010", symbol=BTC, **kwargs):
 
 
 class TestTakerPrices:
-    def test_market_orders_pay_slippage_rounded_against_them(self, make_venue, btc):
+    def test_market_orders_pay_slippage_and_impact_rounded_against_them(self, make_venue, btc):
         venue = make_venue()
-        venue.candle(btc[0])  # close 28795.30, range 28781.20..28801.40
+        venue.candle(btc[0])  # close 28795.30, range 28781.20..28801.40, 638.803 BTC traded
         buy = market(venue, Side.BUY)
         sell = market(venue, Side.SELL)
-        # 28795.30 x 1.0001 = 28798.17953 -> up to the 0.1 tick; x 0.9999 = 28792.42047 -> down.
-        assert buy.avg_price == D("28798.2") and sell.avg_price == D("28792.4")
+        # Impact of 0.010 of 638.803: 10 bp x 2/3 x sqrt(0.010 / 638.803) = 0.0000026377 (each side its own).
+        # 28795.30 x (1 + 0.0001 + 0.0000026377) = 28798.2556 -> up to the 0.1 tick;
+        # 28795.30 x (1 - 0.0001 - 0.0000026377) = 28792.3445 -> down.
+        assert buy.avg_price == D("28798.3") and sell.avg_price == D("28792.3")
         fills = venue.exchange.user_trades(BTC)
-        assert [f.commission for f in fills] == [D("0.14399100"), D("0.14396200")]  # 0.05 % taker
+        assert [f.commission for f in fills] == [D("0.14399150"), D("0.14396150")]  # 0.05 % taker
         assert not any(f.maker for f in fills)
-        assert fills[1].realized_pnl == D("-0.05800000")
+        assert fills[1].realized_pnl == D("-0.06000000")
 
-    def test_slippage_never_leaves_the_candle(self, make_venue, btc):
-        venue = make_venue()
-        venue.candles(btc[:3])  # candle 2 closed at its high, 28797.90
+    def test_slippage_never_leaves_the_candle_but_impact_does(self, make_venue, btc):
+        venue = make_venue(config=SimConfig(impact_bps=D("0")))
+        venue.candles(btc[:3])  # candle 2 closed at its high, 28797.90 (330.466 BTC traded)
         assert market(venue, Side.BUY).avg_price == btc[2].high
+        venue = make_venue()
+        venue.candles(btc[:3])
+        # 28797.90 x (1 + 10 bp x 2/3 x sqrt(0.010 / 330.466)) = 28798.0056 -> up to the tick
+        assert market(venue, Side.BUY).avg_price == D("28798.1")
 
-    def test_slippage_is_configurable(self, make_venue, btc):
-        venue = make_venue(config=SimConfig(slippage_bps=D("0")))
+    def test_slippage_and_impact_are_configurable(self, make_venue, btc):
+        venue = make_venue(config=SimConfig(slippage_bps=D("0"), impact_bps=D("0")))
         venue.candle(btc[0])
         assert market(venue, Side.BUY).avg_price == D("28795.3")
+        venue = make_venue(config=SimConfig(slippage_bps=D("0")))  # 0.0000026377 impact alone: 28795.376
+        venue.candle(btc[0])
+        assert market(venue, Side.BUY).avg_price == D("28795.4")
 
     def test_fees_are_configurable(self, make_venue, btc):
         venue = make_venue(config=SimConfig(taker_fee_rate=D("0.0004"), maker_fee_rate=D("0")))
@@ -56,7 +73,50 @@ class TestTakerPrices:
         market(venue, Side.BUY)
         limit(venue, Side.SELL, "28800.0")
         venue.candle(btc[1])  # high 28800.90 trades through 28800.0
-        assert [f.commission for f in venue.exchange.user_trades(BTC)] == [D("0.11519280"), D("0")]
+        # 28798.3 x 0.010 x 0.0004, then the maker fill free
+        assert [f.commission for f in venue.exchange.user_trades(BTC)] == [D("0.11519320"), D("0")]
+
+
+class TestImpactAndVolumeCap:
+    def test_a_huge_market_order_fills_what_one_candle_allows_and_expires_the_rest(self, make_venue, btc_january):
+        # 2023-01-05 05:42 traded 4.998 BTC between 16836.90 and 16837.00 and closed at 16836.90.
+        quiet = btc_january[6102]
+        assert (quiet.volume, quiet.low, quiet.high, quiet.close) == (D("4.998"), D("16836.90"), D("16837.00"),
+                                                                      D("16836.90"))
+        venue = make_venue(balance=D("1000000"))
+        venue.candle(quiet)
+        order = market(venue, Side.BUY, "900.000")
+        # Cap: 10 % of 4.998 -> 0.499. Slippage: 16836.90 x 1.0001, kept inside the candle -> 16837.00. Impact of
+        # 0.499 of 4.998: 10 bp x 2/3 x sqrt(0.499 / 4.998) = 0.00021065 -> 16840.547, up to the tick: 16840.6,
+        # 4.2 bp above the close (not 900 BTC at the close +- 1 bp).
+        assert (order.status, order.executed_quantity, order.avg_price) == (OrderStatus.EXPIRED, D("0.499"),
+                                                                            D("16840.6"))
+        assert [(u["x"], u["X"], u["l"]) for u in venue.order_updates(order.client_order_id)] == [
+            ("NEW", "NEW", "0"), ("TRADE", "PARTIALLY_FILLED", "0.499"), ("EXPIRED", "EXPIRED", "0")]
+        assert venue.exchange.positions()[0].amount == D("0.499")
+
+    def test_orders_sent_between_two_candles_share_the_cap_and_walk_further(self, make_venue, btc):
+        venue = make_venue(config=SimConfig(max_volume_fraction=D("0.001")), balance=D("100000"))
+        venue.candle(btc[0])  # 638.803 BTC: the cap is 0.638 per side until the next candle
+        first = market(venue, Side.BUY, "0.300")
+        second = market(venue, Side.BUY, "0.300")
+        third = market(venue, Side.BUY, "0.300")  # only 0.038 left
+        sell = market(venue, Side.SELL, "0.300")  # the other side of the book has its own share
+        assert [o.executed_quantity for o in (first, second, third, sell)] == [D("0.3"), D("0.3"), D("0.038"),
+                                                                                D("0.3")]
+        assert first.avg_price < second.avg_price <= third.avg_price  # the second walks from 0.3 to 0.6
+        assert third.status is OrderStatus.EXPIRED and second.status is OrderStatus.FILLED
+        venue.candle(btc[1])  # a new candle, a new share: 1128.514 BTC -> 1.128
+        assert market(venue, Side.BUY, "1.000").status is OrderStatus.FILLED
+
+    def test_impact_grows_with_the_square_root_of_the_share_taken(self, make_venue, btc):
+        prices = []
+        for size in ("0.100", "0.400", "1.600", "6.400"):
+            venue = make_venue(config=SimConfig(slippage_bps=D("0")), balance=D("1000000"))
+            venue.candle(btc[0])
+            prices.append(market(venue, Side.BUY, size).avg_price - btc[0].close)
+        # quadrupling the size doubles the impact: 0.240, 0.480, 0.961, 1.922 USDT, then up to the 0.1 tick
+        assert prices == [D("0.3"), D("0.5"), D("1.0"), D("2.0")]
 
 
 class TestRestingLimits:
@@ -85,21 +145,25 @@ class TestRestingLimits:
         venue.candle(btc[1])
         assert venue.exchange.user_trades(BTC)[0].price == btc[1].low
 
-    def test_gap_down_fills_a_buy_at_the_candles_high(self, make_venue, btc):
-        # 2023-04-20 21:07: the previous minute closed at 28230.40, this one never traded above 28230.20.
+    def test_gap_down_fills_a_resting_buy_at_its_limit_never_better(self, make_venue, btc):
+        # 2023-04-20 21:07: the previous minute closed at 28230.40, this one never traded above 28230.20. The
+        # bid was resting: the sellers who gapped the price down hit it at its own price.
         venue = make_venue()
         venue.candles(btc[1265:1267])
         limit(venue, Side.BUY, "28230.3")
         venue.candle(btc[1267])
         fill = venue.exchange.user_trades(BTC)[0]
-        assert fill.price == D("28230.20") == btc[1267].high and fill.maker
+        assert btc[1267].high == D("28230.20")
+        assert fill.price == D("28230.3") and fill.maker
+        assert fill.commission == D("0.05646060")  # 28230.3 x 0.010 x 0.02 % maker
 
-    def test_gap_up_fills_a_sell_at_the_candles_low(self, make_venue, btc):
+    def test_gap_up_fills_a_resting_sell_at_its_limit_never_better(self, make_venue, btc):
         venue = make_venue()
         venue.candles(btc[1351:1353])
         limit(venue, Side.SELL, "28214.9")
         venue.candle(btc[1353])
-        assert venue.exchange.user_trades(BTC)[0].price == D("28215.00") == btc[1353].low
+        assert btc[1353].low == D("28215.00")
+        assert venue.exchange.user_trades(BTC)[0].price == D("28214.9")
 
     def test_partial_fills_take_a_share_of_each_candles_volume(self, make_venue, btc):
         venue = make_venue(config=SimConfig(max_volume_fraction=D("0.0001")), balance=D("1000000"))
@@ -165,8 +229,16 @@ class TestPathOrder:
         assert first_reach(path, D("28759.60"), falling=True, strict=True) is None
         assert first_reach(path, D("28795.20"), falling=True) == (0, D(0))
         assert taker_price(D("100.00"), True, D("0.0001"), D("0.01"), D("99"), D("101")) == D("100.01")
-        assert resting_fill_price(D("105"), True, D("99"), D("101")) == D("101")
+        assert taker_price(D("100.00"), False, D("0.0001"), D("0.01"), D("99"), D("101"), D("0.002")) == D("99.79")
         assert volume_cap(D("638.803"), D("0.1"), D("0.001")) == D("63.880")
+        # Square-root impact: a whole candle's volume costs impact x 2/3 on average, its last unit impact x 1.
+        close = D("1e-19")  # computed with 16 significant digits
+        assert abs(average_impact(D("0.001"), D(0), D(100), D(100)) - D("0.001") * 2 / 3) < close
+        assert marginal_impact(D("0.001"), D(100), D(100)) == D("0.001")
+        # Taking 75 after 25 of 100 costs what the walk from 25 to 100 costs: 2/3 x (1 - 0.125) / 0.75 x impact.
+        walk = D("0.001") * 2 * (1 - D("0.125")) / (3 * D("0.75"))
+        assert abs(average_impact(D("0.001"), D(25), D(75), D(100)) - walk) < close
+        assert average_impact(D("0.001"), D(0), D(1), D(0)) == 0  # no volume, no model: the cap lets nothing in
 
 
 class TestNoLookAhead:

@@ -127,11 +127,15 @@ class TestFilters:
         # pricePrecision is 2 but the tick is 0.10: 28000.01 has allowed precision, wrong tick.
         rejects(-4014, "Price not increased by tick size.", limit, venue=venue, price="28000.01")
 
-    def test_percent_price_against_the_mark(self, venue):
-        # mark = close 28795.30; BTCUSDT multipliers 1.1 / 0.5454
-        rejects(-4016, "Limit price can't be higher than 31674.8.", limit, venue=venue, side=Side.SELL,
-                price="31675.0")
-        rejects(-4024, "Limit price can't be lower than 15705.", limit, venue=venue, price="15704.9")
+    def test_percent_price_checks_only_the_sides_own_bound(self, venue):
+        # mark = close 28795.30; BTCUSDT multipliers 1.1 / 0.5454. USD-M: BUY price <= mark x multiplierUp,
+        # SELL price >= mark x multiplierDown; a buy has no floor and a sell no ceiling.
+        rejects(-4016, "Limit price can't be higher than 31674.8.", limit, venue=venue, price="31675.0")
+        rejects(-4024, "Limit price can't be lower than 15705.", limit, venue=venue, side=Side.SELL,
+                price="15704.9")
+        deep_bid = limit(venue, price="15704.9")
+        wide_take_profit = limit(venue, side=Side.SELL, price="31675.0")
+        assert deep_bid.status is wide_take_profit.status is OrderStatus.NEW
 
     def test_min_notional_unless_reduce_only(self, make_venue, ltc):
         venue = make_venue()
@@ -146,6 +150,17 @@ class TestFilters:
         order = ex.new_order(symbol="LTCUSDT", side=Side.SELL, order_type=OrderType.LIMIT, quantity=D("0.05"),
                              price=D("91.00"), time_in_force=GTC, reduce_only=True)
         assert order.status is OrderStatus.NEW
+
+    def test_a_market_orders_min_notional_is_valued_at_the_mark(self, make_venue, ltc):
+        venue = make_venue()
+        venue.candle(ltc[0])  # LTCUSDT close 90.22, MIN_NOTIONAL 5: 0.05 x 90.22 = 4.511
+        ex = venue.exchange
+        venue.mark("LTCUSDT", D("110.00"))  # the mark, not the last price: 0.05 x 110 = 5.5
+        order = ex.new_order(symbol="LTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.05"))
+        assert order.status is OrderStatus.FILLED
+        venue.mark("LTCUSDT", D("99.00"))  # 0.05 x 99 = 4.95
+        rejects(-4164, None, ex.new_order, symbol="LTCUSDT", side=Side.BUY, order_type=OrderType.MARKET,
+                quantity=D("0.05"))
 
     def test_max_open_orders(self, make_venue, btc, symbol_filters):
         venue = make_venue(filters={BTC: dataclasses.replace(symbol_filters[BTC], max_num_orders=2)})
@@ -274,7 +289,7 @@ class TestTimeInForce:
         # Volume cap: 10 % of the last candle's 638.803 BTC is 63.880.
         rejects(-5021, message, limit, venue=venue, price="28900.0", quantity="63.881", tif=TimeInForce.FOK)
         order = limit(venue, price="28900.0", quantity="0.010", tif=TimeInForce.FOK)
-        assert order.status is OrderStatus.FILLED and order.avg_price == D("28798.2")
+        assert order.status is OrderStatus.FILLED and order.avg_price == D("28798.3")  # slippage + impact
 
     def test_ioc_fills_what_it_can_and_expires_the_rest(self, make_venue, btc):
         venue = make_venue(config=SimConfig(max_volume_fraction=D("0.0001")), balance=D("1000000"))
@@ -290,14 +305,21 @@ class TestTimeInForce:
         assert order.status is OrderStatus.EXPIRED and order.executed_quantity == 0
         assert venue.exchange.open_orders() == []
 
-    def test_marketable_gtc_takes_then_rests(self, make_venue, btc):
+    def test_marketable_gtc_takes_then_rests_and_its_remainder_still_takes_at_its_limit(self, make_venue, btc):
         venue = make_venue(config=SimConfig(max_volume_fraction=D("0.0001")), balance=D("1000000"))
         venue.candle(btc[0])
         order = limit(venue, price="28900.0", quantity="0.100")
         assert order.status is OrderStatus.PARTIALLY_FILLED and order.executed_quantity == D("0.063")
         assert [o.order_id for o in venue.exchange.open_orders(BTC)] == [order.order_id]
         fill = venue.exchange.user_trades(BTC)[0]
-        assert not fill.maker and fill.price == D("28798.2")
+        # 28795.30 x 1.0001 x (1 + 10 bp x 2/3 x sqrt(0.063 / 638.803)) = 28798.370 -> 28798.4
+        assert not fill.maker and fill.price == D("28798.4")
+        venue.candle(btc[1])  # its share of 1128.514 BTC is 0.112: the 0.037 left fills
+        remainder = venue.exchange.user_trades(BTC)[1]
+        # The remainder is still a taking order: the taker fee, and its own limit, never a better price.
+        assert (remainder.quantity, remainder.price, remainder.maker) == (D("0.037"), D("28900.0"), False)
+        assert remainder.commission == D("0.53465000")  # 28900.0 x 0.037 x 0.05 %
+        assert venue.exchange.query_order(BTC, order_id=order.order_id).status is OrderStatus.FILLED
 
 
 class TestCancelAndQuery:
@@ -335,6 +357,17 @@ class TestCancelAndQuery:
         venue.clock.advance(3 * 86_400_000 + 1)
         rejects(-2013, None, venue.exchange.query_order, symbol=BTC, order_id=order.order_id)
         assert venue.exchange.query_order(BTC, order_id=filled.order_id).status is OrderStatus.FILLED
+
+    def test_the_three_days_count_from_the_orders_creation_not_its_cancel(self, venue):
+        # Binance: CANCELED or EXPIRED, no filled trade, and created time + 3 days < current time.
+        order = limit(venue, client_order_id="late-cancel")
+        venue.clock.advance(2 * 86_400_000)
+        venue.exchange.cancel_order(BTC, order_id=order.order_id)
+        venue.clock.advance(86_400_000)  # exactly 3 days after it was created: still there
+        assert venue.exchange.query_order(BTC, order_id=order.order_id).status is OrderStatus.CANCELED
+        venue.clock.advance(1)
+        rejects(-2013, None, venue.exchange.query_order, symbol=BTC, order_id=order.order_id)
+        rejects(-2013, None, venue.exchange.query_order, symbol=BTC, client_order_id="late-cancel")
 
     def test_cancel_all_and_open_orders(self, venue):
         ids = [limit(venue, price=p).order_id for p in ("28000.0", "28100.0", "28200.0")]

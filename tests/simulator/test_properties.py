@@ -1,9 +1,10 @@
 """Properties over random sequences of orders and real candles: the books balance exactly, positions are the sum
-of their fills, and nothing fills at a price its candle did not trade."""
+of their fills, and nothing fills at a price the model does not allow (inside its candle, moved at most by the
+impact of the volume cap; a resting order at its own limit; an isolated liquidation at most at bankruptcy)."""
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR
 from decimal import Decimal as D
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis.stateful import (
 
 from simulator.account import parse_leverage_brackets, to_wallet
 from simulator.engine import SimConfig, SimExchange
-from simulator.matching import candle_path, first_reach, price_at, resting_fill_price, taker_price
+from simulator.matching import candle_path, first_reach, price_at, round_to_tick, taker_price
 from utils.clock import SimulatedClock
 from utils.domain import Candle, MarginType, MarkPrice, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from utils.errors import BinanceError
@@ -77,6 +78,9 @@ def make_machine(candles: dict[str, list[Candle]]):
             config = SimConfig(max_volume_fraction=fraction, fill_on_touch=touch, leverage_brackets=BRACKETS,
                                funding_interval_hours={s: interval for s in SYMBOLS},
                                default_funding_rate=D("0.0003"))
+            # The most a taker execution can move past its candle: the marginal impact at the full volume cap.
+            self.impact_bound = config.impact_fraction * fraction.sqrt()
+            self.isolated = set(isolated)
             self.ex = SimExchange({s: filters[s] for s in SYMBOLS}, clock=self.clock, config=config,
                                   initial_balance=balance)
             self.events: list[dict] = []
@@ -105,14 +109,30 @@ def make_machine(candles: dict[str, list[Candle]]):
             self.check_new_fills(symbol)
 
         def check_new_fills(self, where: str | None) -> None:
-            """Every fill since the last check traded inside its candle: the one just fed for ``where``, else the
-            symbol's last candle (immediate executions). Fills also feed the reference books."""
+            """Every fill since the last check is at a price the model allows against its candle (the one just fed
+            for ``where``, else the symbol's last candle, for immediate executions): a resting order's (or a
+            taking remainder's) fill at its own limit; a taker inside the candle moved by at most the impact of
+            the volume cap; a liquidation inside the candle, or an isolated one at its bankruptcy price. Fills also
+            feed the reference books."""
             fills = sorted((f for s in SYMBOLS for f in self.ex.user_trades(s, limit=1000)
                             if f.trade_id > self.seen_trades), key=lambda f: f.trade_id)
             for fill in fills:
                 candle = self.last[fill.symbol]
-                assert candle.low <= fill.price <= candle.high, (fill, candle)
-                assert fill.price % TICK[fill.symbol] == 0
+                tick = TICK[fill.symbol]
+                order = self.ex.query_order(fill.symbol, order_id=fill.order_id)
+                if fill.client_order_id.startswith("autoclose"):
+                    if fill.symbol not in self.isolated:
+                        assert candle.low <= fill.price <= candle.high, (fill, candle)
+                        assert self.ex.account().cross_wallet_balance >= 0  # cleared by the insurance fund
+                elif fill.maker or (order.order_type is OrderType.LIMIT and fill.price == order.price):
+                    assert fill.price == order.price, (fill, order)  # at its own limit, never better
+                else:
+                    low = round_to_tick(candle.low * (1 - self.impact_bound), tick, up=False)
+                    high = round_to_tick(candle.high * (1 + self.impact_bound), tick, up=True)
+                    assert low <= fill.price <= high, (fill, candle)
+                    if order.order_type is OrderType.LIMIT:
+                        assert fill.price <= order.price if fill.side is Side.BUY else fill.price >= order.price
+                assert fill.price % tick == 0
                 book = self.books.setdefault((fill.symbol, fill.position_side), Reference())
                 realized = book.apply(fill.quantity if fill.side is Side.BUY else -fill.quantity, fill.price)
                 assert fill.realized_pnl == realized, fill
@@ -214,9 +234,12 @@ def make_machine(candles: dict[str, list[Candle]]):
             fees = sum((f.commission for f in fills), D(0))
             funding = sum((D(e["a"]["B"][0]["bc"]) for e in self.events
                            if e["e"] == "ACCOUNT_UPDATE" and e["a"]["m"] == "FUNDING_FEE"), D(0))
+            cleared = sum((D(e["a"]["B"][0]["bc"]) for e in self.events
+                           if e["e"] == "ACCOUNT_UPDATE" and e["a"]["m"] == "INSURANCE_CLEAR"), D(0))
             assert (account.realized_pnl, account.fees_paid, account.funding_total) == (realized, fees, funding)
             assert account.deposits == self.deposits
-            assert account.wallet_balance == self.deposits + realized - fees + funding
+            assert account.insurance_cleared.quantize(D("1e-8")) == cleared  # events carry 8 decimals
+            assert account.wallet_balance == self.deposits + realized - fees + funding + account.insurance_cleared
 
         @invariant()
         def equity_is_wallet_plus_unrealized_at_mark(self):
@@ -277,15 +300,17 @@ def test_path_reaches_levels_in_order(a, b, level, falling, bullish):
 
 
 @settings(max_examples=400, deadline=None)
-@given(a=prices, b=prices, reference=prices, limit=prices, bps=st.integers(0, 500), buying=st.booleans())
-def test_execution_prices_stay_in_the_candle_and_on_the_tick(a, b, reference, limit, bps, buying):
+@given(a=prices, b=prices, reference=prices, bps=st.integers(0, 500), impact_bps=st.integers(0, 200),
+       buying=st.booleans())
+def test_execution_prices_stay_on_the_tick_and_leave_the_candle_by_the_impact_only(a, b, reference, bps,
+                                                                                   impact_bps, buying):
     low, high = min(a, b), max(a, b)
-    price = taker_price(reference, buying, D(bps) / 10_000, D("0.1"), low, high)
-    assert low <= price <= high and price % D("0.1") == 0
-    resting = resting_fill_price(limit, buying, low, high)
-    if low <= limit <= high:
-        assert resting == limit
-    elif buying:
-        assert resting == (high if limit > high else limit)
+    impact = D(impact_bps) / 10_000
+    price = taker_price(reference, buying, D(bps) / 10_000, D("0.1"), low, high, impact)
+    assert price % D("0.1") == 0
+    if buying:  # never below the candle; above it by the impact at most
+        assert low <= price <= (high * (1 + impact) / D("0.1")).to_integral_value(ROUND_CEILING) * D("0.1")
     else:
-        assert resting == (low if limit < low else limit)
+        assert (low * (1 - impact) / D("0.1")).to_integral_value(ROUND_FLOOR) * D("0.1") <= price <= high
+    if not impact:
+        assert low <= price <= high

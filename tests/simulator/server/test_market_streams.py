@@ -5,12 +5,15 @@ connection rules (pings, pong deadline, message rate, stream cap, the 24 h cut).
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 
 import aiohttp
 
+from simulator.server import ServerConfig, SimServer
 from simulator.server.connections import ConnectionRules
-from tests.sim_server import START_MS, StreamClient, manual_wall_clock
+from tests.sim_server import START_MS, TEST_CREDENTIALS, StreamClient, default_candles, manual_wall_clock
+from utils.clock import SimulatedClock
 
 MINUTE = 60_000
 
@@ -227,8 +230,6 @@ async def test_connections_are_cut_after_24_hours_of_market_time(sim_server_fact
 
 
 async def test_frames_have_the_documented_fields_and_types(sim_server_factory, payloads_dir):
-    import json
-
     def shape(document):
         if isinstance(document, dict):
             return {key: shape(value) for key, value in document.items()}
@@ -248,3 +249,29 @@ async def test_frames_have_the_documented_fields_and_types(sim_server_factory, p
     assert shape(frames["btcusdt@kline_1m"]) == shape(kline)
     assert shape(frames["btcusdt@markPrice"]["data"]) == shape(mark)
     assert shape(frames["!markPrice@arr"]["data"][0]) == shape(every_mark[0])
+
+
+async def test_a_running_clock_replays_at_its_speed():
+    elapsed = SimulatedClock(0)
+    wall = manual_wall_clock()
+    server = SimServer(ServerConfig(candles=default_candles(), credentials=[TEST_CREDENTIALS], speed=60),
+                       wall_clock=wall, elapsed_clock=elapsed)
+    await server.start()
+    try:
+        async with StreamClient(f"{server.market_ws_url}/ws/btcusdt@kline_1m") as client:
+            elapsed.advance(500)  # half a real second: 30 s of market time, picked up by the ticker
+            forming = await client.next()
+            elapsed.advance(500)
+            closed = await client.next()
+        assert (forming["E"], forming["k"]["x"]) == (START_MS + MINUTE + 30_000, False)
+        assert (closed["k"]["t"], closed["k"]["x"]) == (START_MS + MINUTE, True)
+    finally:
+        await server.stop()
+
+
+async def test_start_now_shifts_the_data_to_the_current_minute(sim_server_factory):
+    server, wall = await _server(sim_server_factory, start_now=True)
+    now_minute = wall.now_ms() // MINUTE * MINUTE
+    assert server.market_clock.now_ms() == now_minute
+    assert server.replay.klines("BTCUSDT", "1m", now_minute, limit=2)[0].open_time == now_minute - MINUTE
+    assert server.data_shift_ms == now_minute - MINUTE - START_MS

@@ -161,11 +161,6 @@ class MarketReplay:
     def last_close_time(self) -> int:
         return max(series.candles[-1].close_time for series in self._series.values())
 
-    def add_exchange(self, exchange: SimExchange) -> None:
-        self._exchanges.append(exchange)
-        if not self._ticks:
-            self._ticks = {symbol: exchange.filters(symbol).tick_size for symbol in self._series}
-
     def on_closed(self, listener: ClosedListener) -> None:
         """``listener(candle, view, event_time)`` for every candle as it closes (after the exchanges have it)."""
         self._closed_listeners.append(listener)

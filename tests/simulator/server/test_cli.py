@@ -1,14 +1,15 @@
-"""``main.py simserver``: its arguments, the mistakes it refuses with a clear message, and what it prints."""
+"""``main.py simserver``: its arguments, the mistakes it refuses with a clear message, and what it prints
+(tests/simulator/server/test_persistence.py runs the command itself)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from main import _parser
 from simulator.server import SimServer
-from simulator.server.cli import banner, build_config
+from simulator.server.cli import add_arguments, banner, build_config
 from tests.sim_server import default_candles
 from utils.klines_csv import write_klines_csv
 
@@ -21,7 +22,9 @@ def data_file(tmp_path: Path) -> Path:
 
 
 def _args(*words: str):
-    return _parser().parse_args(["simserver", *words])
+    parser = argparse.ArgumentParser(prog="main.py")
+    add_arguments(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["simserver", *words])
 
 
 def test_arguments_become_the_server_configuration(data_file: Path, tmp_path: Path):

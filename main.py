@@ -7,6 +7,7 @@
     uv run main.py risk [clear SCOPE]   trading states (ACTIVE / REDUCING / HALTED) and their reasons; clear a halt
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
+    uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
 
 Exit codes: 0 done, 1 nothing to show (no database yet), 2 a problem named on stderr (bad setting, argument,
 file, folder or database); ``status`` has its own (above).
@@ -74,6 +75,10 @@ def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if arguments.command == "simserver":  # needs none of the bot's settings
+        from simulator.server.cli import run as run_simserver
+
+        return run_simserver(arguments)
     problem = _env_file_problem(arguments.env_file)
     if problem:
         print(problem, file=sys.stderr)

@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         "this too. Useful before pointing a read-only command at a new PostgreSQL database.",
         "migrate", "--env-file production.env migrate",
     )
+    from simulator.server.cli import add_arguments as add_simserver_arguments
+
+    add_simserver_arguments(sub)
     return parser
 
 

@@ -498,10 +498,14 @@ class SimExchange:
         if working is None:
             raise codes.reject(codes.NO_SUCH_ORDER)
         order = working.order
-        if (order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.executed_quantity == 0
-                and self._clock.now_ms() - order.create_time > self._config.order_retention_ms):
+        if self._forgotten(order, self._clock.now_ms()):
             raise codes.reject(codes.NO_SUCH_ORDER)
         return order_copy(order)
+
+    def _forgotten(self, order: Order, now: int) -> bool:
+        """A cancelled or expired order with no fill is gone 3 days (its retention) after it was created."""
+        return (order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.executed_quantity == 0
+                and now - order.create_time > self._config.order_retention_ms)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """GET /fapi/v1/openOrders, oldest first."""
@@ -729,6 +733,25 @@ class SimExchange:
         selected = [fill for fill in st.trades
                     if (start_time is None or fill.time >= start_time) and (end_time is None or fill.time <= end_time)]
         return selected[-limit:]
+
+    def all_orders(self, symbol: str, *, order_id: int | None = None, start_time: int | None = None,
+                   end_time: int | None = None, limit: int = 500) -> list[Order]:
+        """GET /fapi/v1/allOrders: from ``order_id`` up, else the most recent ``limit`` created in the window
+        (at most 7 days, default the last 7); unfilled cancelled/expired orders only within their retention."""
+        st = self._symbol(symbol)
+        if not 1 <= limit <= 1000:
+            raise codes.reject(codes.INVALID_LIMIT)
+        if start_time is not None and end_time is not None and end_time - start_time > 7 * DAY_MS:
+            raise codes.reject(codes.LOOKUP_TOO_LONG)
+        now = self._clock.now_ms()
+        orders = [w.order for w in st.orders if not self._forgotten(w.order, now)]
+        if order_id is not None:
+            return [order_copy(o) for o in orders if o.order_id >= order_id][:limit]
+        if start_time is None and end_time is None:
+            start_time = now - 7 * DAY_MS
+        selected = [o for o in orders if (start_time is None or o.create_time >= start_time)
+                    and (end_time is None or o.create_time <= end_time)]
+        return [order_copy(o) for o in selected[-limit:]]
 
     def mark_price(self, symbol: str) -> Decimal:
         return self._symbol(symbol).mark_price

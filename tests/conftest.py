@@ -94,3 +94,32 @@ def db_url(request, tmp_path: Path) -> str:
 def env(tmp_path: Path) -> dict[str, str]:
     """A user's environment for running main.py: no bot settings but a database, status and logs folder of its own."""
     return user_environment(tmp_path)
+
+
+@pytest.fixture
+async def sim_server_factory():
+    """Start Binance-wire simulator servers in-process on free ports (stepped market clock unless told), stopped
+    after the test. ``await factory(candles=..., credentials=..., wall_clock=..., **ServerConfig fields)``."""
+    from simulator.server import ServerConfig, SimServer
+    from tests.sim_server import OTHER_CREDENTIALS, TEST_CREDENTIALS, default_candles
+
+    started = []
+
+    async def start(*, candles=None, wall_clock=None, two_accounts: bool = False, **config):
+        config.setdefault("credentials", [TEST_CREDENTIALS, OTHER_CREDENTIALS] if two_accounts
+                          else [TEST_CREDENTIALS])
+        server = SimServer(ServerConfig(candles=candles if candles is not None else default_candles(), **config),
+                           wall_clock=wall_clock)
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def sim_server(sim_server_factory):
+    """One simulator server: BTCUSDT and ETHUSDT synthetic candles, stepped clock, the key pair in tests/sim_server.py."""
+    return await sim_server_factory()

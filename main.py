@@ -3,7 +3,8 @@
     uv run main.py                      run in the configured MODE (sim by default: offline, synthetic data)
     uv run main.py run --data F.csv     sim mode on recorded klines (one data.binance.vision CSV per symbol)
     uv run main.py status               is the bot running? (exit code 0 FRESH, 1 STOPPED, 2 STALE, 3 none)
-    uv run main.py orders               stored orders; also positions, signals (--strategy --symbol --since --json)
+    uv run main.py trades               closed round trips and their PnL; also orders, positions, signals
+                                        (--strategy --symbol --since --limit --json)
     uv run main.py risk [clear SCOPE]   trading states (ACTIVE / REDUCING / HALTED) and their reasons; clear a halt
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
@@ -58,7 +59,7 @@ def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
         from cli.risk import command_risk
 
         return command_risk(config, arguments)
-    if command in ("orders", "positions", "signals"):
+    if command in ("trades", "orders", "positions", "signals"):
         from cli.records import list_command
 
         return list_command(config.settings.db_url, arguments)

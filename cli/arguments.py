@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sim mode without data files: days of synthetic candles to generate (default 2)")
     run.add_argument("--speed", type=replay_speed,
                      help="sim mode: 0 = as fast as possible, N = N x real time (overrides SIM_SPEED)")
+    run.add_argument("--fresh-account", action="store_true",
+                     help="sim mode: start a new simulated account instead of continuing the one this database "
+                          "holds (its ids start above every id already stored)")
 
     _command(
         sub, "status", "is the bot running? (the heartbeat, as a table)",
@@ -148,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clear.add_argument("scope", nargs="?", default="global", help='"global" (the default) or "strategy:<name>"')
 
+    trades = _command(
+        sub, "trades", "list closed trades: round trips with their PnL (newest 50)",
+        "List the round trips the strategies made, oldest first: when each position was opened and closed, the\n"
+        "strategy, symbol, side (LONG / SHORT), quantity, average entry and exit price, realized PnL, fees and net\n"
+        "PnL (realized minus fees). Open positions' trips are listed with --open.",
+        "trades", "trades --strategy ema_crossover --since 7d", "trades --json --limit 0 | jq 'map(.net_pnl)'",
+        parents=[_listing_options(50)],
+    )
+    trades.add_argument("--open", action="store_true", help="include the trips of positions still open")
     _command(
         sub, "orders", "list stored orders (newest 50)",
         "List the orders the bot stored, oldest first: when it decided them, the strategy, what for (entry, exit,\n"
@@ -169,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     _command(
         sub, "signals", "list stored strategy signals (newest 50)",
         "List the signals the strategies emitted, oldest first: time, strategy, symbol, side (LONG, SHORT, FLAT),\n"
-        "strength and the strategy's reason.",
+        "what came of each (ORDERED, NO_ACTION, REFUSED_BY_RISK, ...) and why, and the strategy's reason: so\n"
+        "'why did the bot not trade?' is answered here.",
         "signals", "signals --strategy rsi_reversion --since 12h", "signals --json --limit 0",
         parents=[_listing_options(50)],
     )

@@ -1,4 +1,4 @@
-"""The listing commands (``orders``, ``positions``, ``signals``): stored rows, filtered, as a table or as JSON.
+"""The listing commands (``trades``, ``orders``, ``positions``, ``signals``): stored rows, filtered, as a table or JSON.
 
 Each listing is a list of :class:`~cli.tables.Column` and a function from the repository and the filters to row
 dicts; :func:`list_command` runs one against a database that must already exist (it is never created here).
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from cli.tables import Column, number_column, print_rows, time_column
 from database.access import open_existing
 from database.models import OrderRecord
 from database.repository import Repository
-from utils.domain import Position
+from utils.domain import Position, Side, TripStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,20 +139,66 @@ SIGNAL_COLUMNS = (
     Column("strategy", "strategy"),
     Column("symbol", "symbol"),
     Column("side", "side"),
-    number_column("strength", "strength"),
-    Column("reason", "reason", wrap=True),
+    Column("outcome", "outcome"),
+    Column("outcome_detail", "why", wrap=True),
+    Column("reason", "strategy's reason", wrap=True),
 )
 
 
 def signal_rows(repository: Repository, filters: Filters, _arguments: argparse.Namespace) -> Rows:
-    return [
-        {"time": signal.time, "strategy": signal.strategy, "symbol": signal.symbol, "side": signal.side,
-         "strength": signal.strength, "reason": signal.reason, "candle_open_time": signal.candle_open_time}
-        for signal in repository.signals(filters.strategy, filters.symbol, filters.since_ms)
-    ]
+    rows: Rows = []
+    for record in repository.signal_records(filters.strategy, filters.symbol, filters.since_ms):
+        signal = record.signal
+        rows.append({
+            "time": signal.time, "strategy": signal.strategy, "symbol": signal.symbol, "side": signal.side,
+            "strength": signal.strength, "reason": signal.reason, "candle_open_time": signal.candle_open_time,
+            "outcome": record.outcome if record.outcome is not None else "", "outcome_detail": record.outcome_detail,
+            "client_order_ids": list(record.client_order_ids),
+        })
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------- trades
+
+TRADE_COLUMNS = (
+    time_column("open_time", "opened (UTC)"),
+    time_column("close_time", "closed (UTC)"),
+    Column("strategy", "strategy"),
+    Column("symbol", "symbol"),
+    Column("direction", "side"),
+    number_column("quantity", "quantity"),
+    number_column("entry_price", "entry"),
+    number_column("exit_price", "exit"),
+    number_column("realized_pnl", "realized PnL"),
+    number_column("commission", "fees"),
+    number_column("net_pnl", "net PnL"),
+    Column("status", "status"),
+)
+
+
+def trade_rows(repository: Repository, filters: Filters, arguments: argparse.Namespace) -> Rows:
+    rows: Rows = []
+    for trip in repository.round_trips(strategy=filters.strategy, symbol=filters.symbol, since_time=filters.since_ms):
+        if trip.status is TripStatus.OPEN and not arguments.open:
+            continue
+        rows.append({
+            "trip_id": trip.trip_id, "open_time": trip.open_time, "close_time": trip.close_time,
+            "strategy": trip.strategy, "symbol": trip.symbol, "position_side": trip.position_side,
+            "direction": "LONG" if trip.direction is Side.BUY else "SHORT", "quantity": trip.quantity,
+            "entry_price": _rounded(trip.entry_price), "exit_price": _rounded(trip.exit_price) or None,
+            "realized_pnl": trip.realized_pnl, "commission": trip.commission, "net_pnl": trip.net_pnl,
+            "status": trip.status, "fills": trip.fills,
+        })
+    return rows
+
+
+def _rounded(price: Decimal) -> Decimal:
+    """An average price to 8 places (sums of fills divide into long fractions)."""
+    return price.quantize(Decimal("0.00000001")).normalize() if price else price
 
 
 LISTINGS = {
+    "trades": Listing("trades", TRADE_COLUMNS, trade_rows),
     "orders": Listing("orders", ORDER_COLUMNS, order_rows),
     "positions": Listing("positions", POSITION_COLUMNS, position_rows, ordered="by symbol"),
     "signals": Listing("signals", SIGNAL_COLUMNS, signal_rows),

@@ -69,6 +69,6 @@ def _clear(config: AppConfig, scope: str) -> int:
         record = engine.clear(scope, clock.now_ms())
         for changed in engine.drain_state_changes():
             persist_risk_record(repository, changed)
-    print(f"{scope}: now {record.state.value} (was {before.state.value}: {before.reason}). A running bot reads "
-          "this at its next start.")
+    print(f"{scope}: now {record.state.value} (was {before.state.value}: {before.reason}). A running bot takes "
+          "this up within a few seconds.")
     return 0

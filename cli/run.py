@@ -82,12 +82,14 @@ def command_run(config: AppConfig, arguments: argparse.Namespace) -> int:
     speed = settings.sim_speed if arguments.speed is None else arguments.speed
     try:
         source = _source(config, arguments, speed)
-        trader = SimTrader(config, source=source, days=arguments.days, speed=speed)
+        trader = SimTrader(config, source=source, days=arguments.days, speed=speed,
+                           fresh_account=arguments.fresh_account)
     except ValueError as error:  # a data file that is not kline CSV, a strategy that fails to start, ...
         return fail(f"cannot start the sim run: {error}")
     except SQLAlchemyError as error:
         return fail(explain(error, shown_url(settings.db_url)))
     print(f"Sim mode. Data: {trader.source.description}", flush=True)
+    print(f"NOTE: {trader.account_note}", flush=True)
     if trader.source.synthetic:
         print("NOTE: the prices in this run are SYNTHETIC (made up by the project), not market data.", flush=True)
     for note in trader.source.notes:

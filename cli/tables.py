@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Literal, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 #: Width of a table written to a pipe or file (a terminal uses its own width).
@@ -116,7 +117,8 @@ def print_rows(
     for column in columns:
         table.add_column(column.header, justify=column.justify, no_wrap=not column.wrap)
     for row in shown:
-        table.add_row(*(column.render(row.get(column.key)) for column in columns))
+        # Cells are data, not rich markup: "[consecutive_losses]" in a reason must print as it is.
+        table.add_row(*(escape(column.render(row.get(column.key))) for column in columns))
     terminal = Console(file=out).is_terminal
     buffer = io.StringIO()
     console = Console(file=buffer, highlight=False, soft_wrap=False, force_terminal=terminal,

@@ -144,6 +144,7 @@ _PositionCount = Annotated[int | None, number_in_range("int", minimum=0, maximum
 _LossCount = Annotated[int | None, number_in_range("int", minimum=1, maximum=10000, optional=True)]
 _TtlSeconds = Annotated[int | None, number_in_range("int", minimum=1, maximum=86400, optional=True)]
 _BlackoutMinutes = Annotated[int | None, number_in_range("int", minimum=0, maximum=240, optional=True)]
+_CooldownMinutes = Annotated[int | None, number_in_range("int", minimum=1, maximum=10080, optional=True)]
 
 
 class RiskLimitsConfig(_StrictModel):
@@ -158,6 +159,7 @@ class RiskLimitsConfig(_StrictModel):
     order_ttl_sec: _TtlSeconds = None
     max_consecutive_losses: _LossCount = None
     funding_blackout_minutes: _BlackoutMinutes = None
+    consecutive_losses_cooldown_minutes: _CooldownMinutes = None
 
 
 _RISK_LIMIT_KEYS = tuple(RiskLimitsConfig.model_fields)

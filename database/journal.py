@@ -59,7 +59,8 @@ class RepositoryJournal:
                 elif isinstance(command, PersistRoundTrip):
                     repository.upsert_round_trip(command.trip)
                 elif isinstance(command, PersistSignal):
-                    repository.record_signal(command.signal)
+                    repository.record_signal(command.signal, command.outcome, command.detail,
+                                             command.client_order_ids)
                 elif isinstance(command, PersistRiskState):
                     persist_risk_record(repository, command.record)
                 elif isinstance(command, PersistFunding):
@@ -80,9 +81,9 @@ def load_seed(repository: Repository) -> CoreSeed:
             executed=record.executed_quantity,
             applied=sum((f.quantity for f in repository.fills_for_order(record.client_order_id)), ZERO),
             first_sent=record.intent_time))
-    fill_keys, last_trade_ids = repository.fill_keys()
+    fills, last_trade_ids = repository.fill_digests()
     wallet = repository.latest_account_snapshot()
     return CoreSeed(
         known_client_order_ids=frozenset(attribution), attribution=attribution, live_orders=tuple(live),
-        fill_keys=frozenset(fill_keys), open_trips=tuple(repository.round_trips(status=TripStatus.OPEN)),
+        fills=fills, open_trips=tuple(repository.round_trips(status=TripStatus.OPEN)),
         last_trade_ids=last_trade_ids, wallet_balance=wallet.wallet_balance if wallet is not None else ZERO)

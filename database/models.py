@@ -36,6 +36,8 @@ from utils.domain import (
     OrderType,
     PositionSide,
     Side,
+    Signal,
+    SignalOutcome,
     TimeInForce,
     TradingState,
     WorkingType,
@@ -168,6 +170,11 @@ class SignalRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     time: Mapped[int] = mapped_column(BigInteger)
     candle_open_time: Mapped[int] = mapped_column(BigInteger)
+    # What came of it (a SignalOutcome value; NULL in rows from before outcomes were recorded), why, and the client
+    # order ids it led to (comma-separated).
+    outcome: Mapped[str | None] = mapped_column(ENUM)
+    outcome_detail: Mapped[str | None] = mapped_column(Text)
+    client_order_ids: Mapped[str | None] = mapped_column(Text)
 
 
 class CandleRow(Base):
@@ -227,6 +234,16 @@ class RoundTripRow(Base):
     realized_pnl: Mapped[Decimal] = mapped_column(ExactDecimal())
     commission: Mapped[Decimal] = mapped_column(ExactDecimal())
     fills: Mapped[int] = mapped_column(Integer)
+
+
+class SimAccountRow(Base):
+    """The simulated exchange's whole state (sim mode), so a second run continues the same account."""
+
+    __tablename__ = "sim_accounts"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)  # "default"
+    saved_at: Mapped[int] = mapped_column(BigInteger)  # market time of the snapshot
+    document: Mapped[str] = mapped_column(Text)  # SimExchange.snapshot() as JSON (Decimals as exact strings)
 
 
 class AccountSnapshotRow(Base):
@@ -323,6 +340,16 @@ _ORDER_FIELDS = tuple(f.name for f in fields(Order))
 _missing = (set(_INTENT_FIELDS) | set(_ORDER_FIELDS)) - {f.name for f in fields(OrderRecord)}
 if _missing:
     raise RuntimeError(f"OrderRecord lacks field(s) {sorted(_missing)} of OrderIntent / Order")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """A stored signal and what came of it."""
+
+    signal: Signal
+    outcome: SignalOutcome | None  # None for signals stored before outcomes were recorded
+    outcome_detail: str
+    client_order_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

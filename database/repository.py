@@ -36,7 +36,9 @@ from database.models import (
     RiskStateRecord,
     RiskStateRow,
     RoundTripRow,
+    SignalRecord,
     SignalRow,
+    SimAccountRow,
 )
 from database.types import decimal_to_text, storable_decimal
 from utils.clock import Clock, SystemClock
@@ -53,6 +55,7 @@ from utils.domain import (
     RoundTrip,
     Side,
     Signal,
+    SignalOutcome,
     TradingState,
     TripStatus,
 )
@@ -66,6 +69,7 @@ RISK_STATE = cast(Table, RiskStateRow.__table__)
 ACCOUNT_SNAPSHOTS = cast(Table, AccountSnapshotRow.__table__)
 FUNDING_PAYMENTS = cast(Table, FundingPaymentRow.__table__)
 ROUND_TRIPS = cast(Table, RoundTripRow.__table__)
+SIM_ACCOUNTS = cast(Table, SimAccountRow.__table__)
 
 CANDLE_INTERVAL = "1m"
 _CANDLE_BATCH_ROWS = 5_000
@@ -539,24 +543,100 @@ class Repository:
         with self._read() as connection:
             return {row.client_order_id: (row.strategy, _purpose(row.purpose)) for row in connection.execute(statement)}
 
-    def fill_keys(self) -> tuple[set[tuple[str, int]], dict[str, int]]:
-        """(symbol, trade id) of every stored fill, and the highest trade id stored per symbol."""
-        keys: set[tuple[str, int]] = set()
+    def fill_digests(self) -> tuple[dict[tuple[str, int], tuple[int, Side, Decimal, Decimal]], dict[str, int]]:
+        """Every stored fill as (symbol, trade id) -> (order id, side, price, quantity), and the highest trade id
+        stored per symbol."""
+        digests: dict[tuple[str, int], tuple[int, Side, Decimal, Decimal]] = {}
         last: dict[str, int] = {}
+        columns = (FILLS.c.symbol, FILLS.c.trade_id, FILLS.c.order_id, FILLS.c.side, FILLS.c.price, FILLS.c.quantity)
         with self._read() as connection:
-            for symbol, trade_id in connection.execute(select(FILLS.c.symbol, FILLS.c.trade_id)):
-                keys.add((symbol, trade_id))
+            for symbol, trade_id, order_id, side, price, quantity in connection.execute(select(*columns)):
+                digests[(symbol, trade_id)] = (order_id, Side(side), price, quantity)
                 if trade_id > last.get(symbol, -1):
                     last[symbol] = trade_id
-        return keys, last
+        return digests, last
 
     # --- signals ------------------------------------------------------------------------------------------------
 
-    def record_signal(self, signal: Signal) -> bool:
-        """Store a signal; True if new, False if (strategy, symbol, time, side) was already stored."""
-        values = to_columns(signal)
+    def record_signal(
+        self,
+        signal: Signal,
+        outcome: SignalOutcome | None = None,
+        detail: str = "",
+        client_order_ids: tuple[str, ...] = (),
+    ) -> bool:
+        """Store a signal and what came of it; True if new, False if (strategy, symbol, time, side) was stored.
+
+        A stored signal keeps its fields and its outcome, except an outcome still WAITING (a reversal whose entry
+        waits for its exit), which the final one replaces: so a replayed signal (which finds its orders already sent,
+        or its position already taken) never overwrites the record of what really happened.
+        """
+        outcome_values = {
+            "outcome": outcome.value if outcome is not None else None,
+            "outcome_detail": detail or None,
+            "client_order_ids": ",".join(client_order_ids) or None,
+        }
+        values = {**to_columns(signal), **outcome_values}
+        key = ["strategy", "symbol", "time", "side"]
         with self._write() as connection:
-            return self._insert_if_absent(connection, SIGNALS, ["strategy", "symbol", "time", "side"], values)
+            if self._insert_if_absent(connection, SIGNALS, key, values):
+                return True
+            if outcome is None:
+                return False
+            where = [SIGNALS.c[name] == values[name] for name in key]
+            row = connection.execute(select(SIGNALS).where(*where)).one()
+            if row.outcome not in (None, SignalOutcome.WAITING.value):
+                return False
+            changes = _changed(row, outcome_values)
+            if changes:
+                connection.execute(update(SIGNALS).where(*where).values(changes))
+            return False
+
+    def signal_records(
+        self, strategy: str | None = None, symbol: str | None = None, since_time: int | None = None
+    ) -> list[SignalRecord]:
+        """Stored signals with their outcomes, optionally filtered, oldest first."""
+        statement = select(SIGNALS)
+        if strategy is not None:
+            statement = statement.where(SIGNALS.c.strategy == strategy)
+        if symbol is not None:
+            statement = statement.where(SIGNALS.c.symbol == symbol)
+        if since_time is not None:
+            statement = statement.where(SIGNALS.c.time >= since_time)
+        statement = statement.order_by(SIGNALS.c.time, SIGNALS.c.id)
+        with self._read() as connection:
+            return [SignalRecord(_signal(row), SignalOutcome(row.outcome) if row.outcome else None,
+                                 row.outcome_detail or "", tuple(filter(None, (row.client_order_ids or "").split(","))))
+                    for row in connection.execute(statement)]
+
+    # --- the simulated exchange's account (sim mode) ---------------------------------------------------------
+
+    def save_sim_account(self, document: str, saved_at: int, name: str = "default") -> None:
+        """Store the simulated exchange's snapshot (JSON text), replacing the previous one."""
+        key = SIM_ACCOUNTS.c.name == name
+        with self._write() as connection:
+            if not self._insert_if_absent(connection, SIM_ACCOUNTS, ["name"],
+                                          {"name": name, "saved_at": saved_at, "document": document}):
+                connection.execute(update(SIM_ACCOUNTS).where(key).values(saved_at=saved_at, document=document))
+
+    def load_sim_account(self, name: str = "default") -> tuple[str, int] | None:
+        """The stored snapshot (JSON text) and when it was taken, or None."""
+        with self._read() as connection:
+            row = connection.execute(select(SIM_ACCOUNTS).where(SIM_ACCOUNTS.c.name == name)).one_or_none()
+        return (row.document, row.saved_at) if row is not None else None
+
+    def delete_sim_account(self, name: str = "default") -> bool:
+        with self._write() as connection:
+            result = connection.execute(SIM_ACCOUNTS.delete().where(SIM_ACCOUNTS.c.name == name))
+            return bool(result.rowcount)
+
+    def highest_exchange_ids(self) -> tuple[int, int]:
+        """The highest exchange order id (algo ids included) and trade id stored: a new account starts above them."""
+        with self._read() as connection:
+            order_id = connection.execute(select(func.max(ORDERS.c.order_id))).scalar_one()
+            actual = connection.execute(select(func.max(ORDERS.c.actual_order_id))).scalar_one()
+            trade_id = connection.execute(select(func.max(FILLS.c.trade_id))).scalar_one()
+        return max(order_id or 0, actual or 0), trade_id or 0
 
     def signals(
         self, strategy: str | None = None, symbol: str | None = None, since_time: int | None = None

@@ -26,6 +26,7 @@ from utils.domain import (
     Position,
     RoundTrip,
     Signal,
+    SignalOutcome,
 )
 
 # ================================================================================================== results
@@ -187,7 +188,12 @@ Input = (
 
 @dataclass(frozen=True, slots=True)
 class PersistSignal:
+    """Store a signal with what came of it (stored again when that changes, e.g. a reversal's entry left)."""
+
     signal: Signal
+    outcome: SignalOutcome = SignalOutcome.IGNORED
+    detail: str = ""
+    client_order_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

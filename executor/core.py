@@ -89,6 +89,7 @@ from utils.domain import (
     RoundTrip,
     Side,
     Signal,
+    SignalOutcome,
     TimeInForce,
     TripStatus,
 )
@@ -102,6 +103,11 @@ CLOSE_POSITION_EXISTS = -4130
 AUTH_ERRORS = frozenset({-1022, -2014, -2015})
 
 PositionKey = tuple[str, PositionSide]
+FillDigest = tuple[int, Side, Decimal, Decimal]  # order id, side, price, quantity: what a trade id must mean
+
+
+def fill_digest(fill: Fill) -> FillDigest:
+    return (fill.order_id, fill.side, fill.price, fill.quantity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,10 +218,20 @@ class CoreSeed:
     known_client_order_ids: frozenset[str] = frozenset()
     attribution: Mapping[str, tuple[str, OrderPurpose]] = field(default_factory=dict)  # cid -> strategy, purpose
     live_orders: tuple[TrackedOrder, ...] = ()  # orders that are (or may be) open on the exchange
-    fill_keys: frozenset[tuple[str, int]] = frozenset()  # (symbol, trade id) of every stored fill
+    #: every stored fill: (symbol, trade id) -> what it was (order id, side, price, quantity)
+    fills: Mapping[tuple[str, int], FillDigest] = field(default_factory=dict)
     open_trips: tuple[RoundTrip, ...] = ()
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)
     wallet_balance: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """A reversal's entry waiting for its exit, with the signal it answers and the exit orders already sent."""
+
+    intent: OrderIntent
+    signal: Signal
+    sent: tuple[str, ...]
 
 
 class _Timer(StrEnum):
@@ -268,12 +284,13 @@ class ExecutionCore:
         self._live: dict[str, TrackedOrder] = {}  # the unsettled ones: the only ones scanned per candle
         self._known_ids: set[str] = set()
         self._attribution: dict[str, tuple[str, OrderPurpose]] = {}
-        self._fill_keys: set[tuple[str, int]] = set()
+        self._fills: dict[tuple[str, int], FillDigest] = {}
         self._last_trade_id: dict[str, int] = {}
         self._must_succeed: dict[str, MustSucceed] = {}  # original client order id -> retry state
         self._retry_of: dict[str, str] = {}  # a retry's client order id -> the original's
         self._protected: set[PositionKey] = set()  # positions whose protective orders were placed
-        self._deferred: dict[PositionKey, OrderIntent] = {}  # reversal entries waiting for their exit
+        self._deferred: dict[PositionKey, _Deferred] = {}  # reversal entries waiting for their exit
+        self._refusal: tuple[SignalOutcome, str] | None = None  # why the last _request sent nothing
         self._timers: list[tuple[int, int, _Timer, str]] = []
         self._timer_seq = 0
         self._reconciling: str | None = None  # the reason of a reconciliation in progress
@@ -288,7 +305,7 @@ class ExecutionCore:
     def _seed(self, seed: CoreSeed) -> None:
         self._known_ids.update(seed.known_client_order_ids)
         self._attribution.update(seed.attribution)
-        self._fill_keys.update(seed.fill_keys)
+        self._fills.update(seed.fills)
         self._last_trade_id.update(seed.last_trade_ids)
         self.wallet_balance = seed.wallet_balance
         for tracked in seed.live_orders:
@@ -447,18 +464,18 @@ class ExecutionCore:
     def on_signal(self, signal: Signal) -> list[Command]:
         now = self._advance(signal.time)
         self.stats.signals += 1
-        commands: list[Command] = [PersistSignal(signal)]
+        commands: list[Command] = []
         settings = self.settings.get((signal.strategy, signal.symbol))
         filters = self.filters.get(signal.symbol)
         if settings is None or filters is None:
-            commands.append(Notice(Level.ERROR, "signal for a strategy/symbol that is not configured", {
-                "strategy": signal.strategy, "symbol": signal.symbol}))
-            return commands
+            detail = "no such strategy/symbol in the configuration"
+            return [PersistSignal(signal, SignalOutcome.IGNORED, detail),
+                    Notice(Level.ERROR, "signal for a strategy/symbol that is not configured", {
+                        "strategy": signal.strategy, "symbol": signal.symbol})]
         reference = self.last_price.get(signal.symbol) or self.mark_price.get(signal.symbol)
         if reference is None:
-            commands.append(Notice(Level.WARNING, "signal before any price is known; ignored",
-                                   {"symbol": signal.symbol}))
-            return commands
+            return [PersistSignal(signal, SignalOutcome.IGNORED, "no price known yet for this symbol"),
+                    Notice(Level.WARNING, "signal before any price is known; ignored", {"symbol": signal.symbol})]
         plan = plan_signal(signal, settings=settings, filters=filters, position_mode=self.position_mode,
                            holdings=self.holdings_for(signal.symbol), reference_price=reference,
                            equity=self.equity())
@@ -468,6 +485,9 @@ class ExecutionCore:
                 "strategy": signal.strategy, "symbol": signal.symbol, "side": signal.side.value,
                 "reason": plan.refused}))
         exiting = {(i.symbol, i.position_side) for i in plan.intents if i.purpose is OrderPurpose.EXIT}
+        sent: list[str] = []
+        refusals: list[tuple[SignalOutcome, str]] = []
+        waiting = False
         for intent in plan.intents:
             self.stats.intents += 1
             key = (intent.symbol, intent.position_side)
@@ -478,9 +498,25 @@ class ExecutionCore:
                 elif key in exiting:
                     # A reversal in one-way mode: the entry goes out once the exit has made the position flat,
                     # so a failed exit can never leave the entry netting against the old position.
-                    self._deferred[key] = intent
+                    self._deferred[key] = _Deferred(intent, signal, tuple(sent))
+                    waiting = True
                     continue
             commands.extend(self._request(intent, now))
+            if self._refusal is None:
+                sent.append(intent.client_order_id)
+            else:
+                refusals.append(self._refusal)
+        if waiting and sent:
+            outcome, detail = SignalOutcome.WAITING, "the exit was sent; the entry waits until it has filled"
+        elif sent:
+            outcome, detail = SignalOutcome.ORDERED, plan.refused or ""
+        elif refusals:
+            outcome, detail = refusals[0]
+        elif plan.refused:
+            outcome, detail = SignalOutcome.REFUSED_BY_PLANNER, plan.refused
+        else:
+            outcome, detail = SignalOutcome.NO_ACTION, f"the position is already {signal.side.value}"
+        commands.insert(0, PersistSignal(signal, outcome, detail, tuple(sent)))
         return commands
 
     # ============================================================================================== orders
@@ -500,7 +536,7 @@ class ExecutionCore:
 
     def _has_pending_entry(self, key: PositionKey, strategy: str) -> bool:
         deferred = self._deferred.get(key)
-        if deferred is not None and deferred.strategy == strategy:
+        if deferred is not None and deferred.intent.strategy == strategy:
             return True
         for tracked in self._live.values():
             intent = tracked.intent
@@ -524,18 +560,24 @@ class ExecutionCore:
             del self.holdings[key]
 
     def _request(self, intent: OrderIntent, now: int) -> list[Command]:
-        """Risk guards, ownership, filters; then persist the intent and send it (retries come here too)."""
+        """Risk guards, ownership, filters; then persist the intent and send it (retries come here too).
+
+        Leaves ``self._refusal`` as None when the order was sent, else (outcome, reason) for the signal's record.
+        """
         commands: list[Command] = []
         cid = intent.client_order_id
+        self._refusal = None
         key = (intent.symbol, intent.position_side)
         entry = intent.purpose is OrderPurpose.ENTRY
         if cid in self._known_ids:
             self.stats.duplicates_skipped += 1
+            self._refusal = (SignalOutcome.ALREADY_SENT, f"order {cid} is already stored; not sent again")
             commands.append(Notice(Level.INFO, "order already stored; not sent again", {"client_order_id": cid}))
             if entry:
                 self._release_if_idle(key)
             return commands
         if intent.purpose is OrderPurpose.EXIT and cid not in self._retry_of and self._has_working_exit(key):
+            self._refusal = (SignalOutcome.NO_ACTION, "an exit for this position is already working")
             commands.append(Notice(Level.INFO, "an exit for this position is already working; not sent again",
                                    {"client_order_id": cid, "symbol": intent.symbol}))
             return commands
@@ -543,6 +585,7 @@ class ExecutionCore:
         commands.extend(self._risk_changes())
         if not allowed:
             self.stats.refused_by_risk += 1
+            self._refusal = (SignalOutcome.REFUSED_BY_RISK, f"{guard.value if guard else 'risk'}: {reason}")
             if len(self.stats.refusals) < 1000:
                 self.stats.refusals.append(f"{guard}: {reason}")
             # A scope that is already REDUCING/HALTED was announced when it changed; its refusals are routine.
@@ -556,6 +599,7 @@ class ExecutionCore:
         owner = self.holdings.get(key, Holding()).owner
         if entry and owner not in (None, intent.strategy):
             self.stats.refused_by_planner += 1
+            self._refusal = (SignalOutcome.REFUSED_BY_PLANNER, f"{intent.symbol} position is owned by {owner}")
             commands.append(Notice(Level.INFO, "entry refused: position owned by another strategy", {
                 "client_order_id": cid, "owner": owner}))
             return commands
@@ -571,6 +615,8 @@ class ExecutionCore:
             )
             if violation is not None:
                 self.stats.refused_by_filters += 1
+                self._refusal = (SignalOutcome.REFUSED_BY_FILTERS,
+                                 f"{violation.filter_type} {violation.code}: {violation.message}")
                 commands.append(Notice(Level.WARNING, "order refused by exchange filter check", {
                     "client_order_id": cid, "symbol": intent.symbol, "code": violation.code,
                     "filter": violation.filter_type, "reason": violation.message}))
@@ -751,12 +797,17 @@ class ExecutionCore:
         if state.attempts >= self.policy.max_retries:
             del self._must_succeed[original_id]
             intent = state.original
+            commands: list[Command] = []
             dropped = self._deferred.pop((intent.symbol, intent.position_side), None)
             if dropped is not None:
                 self._release_if_idle((intent.symbol, intent.position_side))
-            return self._halt(f"{intent.purpose.value} order for {intent.symbol} {intent.position_side.value} "
-                              f"could not be placed after {state.attempts + 1} attempts (last: {error}); the "
-                              "position may be unprotected: check it on the exchange, then clear the halt")
+                commands.append(PersistSignal(dropped.signal, SignalOutcome.ORDERED,
+                                              "the exit could not be placed; the entry that waited for it was "
+                                              "dropped", dropped.sent))
+            return commands + self._halt(
+                f"{intent.purpose.value} order for {intent.symbol} {intent.position_side.value} could not be placed "
+                f"after {state.attempts + 1} attempts (last: {error}); the position may be unprotected: check it on "
+                "the exchange, then clear the halt")
         delays = self.policy.retry_delays_ms
         delay = 0 if immediately else delays[min(state.attempts, len(delays) - 1)]
         self._schedule(now + delay, _Timer.RETRY, original_id)
@@ -998,9 +1049,16 @@ class ExecutionCore:
 
     def _apply_fill(self, fill: Fill, now: int) -> list[Command]:
         fill_key = (fill.symbol, fill.trade_id)
-        if fill_key in self._fill_keys:
-            return []
-        self._fill_keys.add(fill_key)
+        digest = fill_digest(fill)
+        known = self._fills.get(fill_key)
+        if known is not None:
+            if known == digest:
+                return []  # the same report again: nothing changes
+            return self._halt(f"fill {fill.symbol} trade {fill.trade_id} (order {fill.order_id}, {fill.side.value} "
+                              f"{fill.quantity} at {fill.price}) collides with a stored fill that differs (order "
+                              f"{known[0]}, {known[1].value} {known[3]} at {known[2]}): the exchange's trade ids "
+                              "repeat (a new account on an old database?); nothing was booked; check, then clear")
+        self._fills[fill_key] = digest
         if fill.trade_id > self._last_trade_id.get(fill.symbol, -1):
             self._last_trade_id[fill.symbol] = fill.trade_id
         self.stats.fills += 1
@@ -1008,6 +1066,10 @@ class ExecutionCore:
         tracked = self.orders.get(fill.client_order_id)
         if tracked is not None:
             tracked.applied += fill.quantity
+            if tracked.is_algo:  # the order a triggered stop placed: the stop's row says what it executed
+                tracked.executed = max(tracked.executed, tracked.applied)
+                commands.append(PersistOrder(_order_from_intent(tracked, tracked.status or OrderStatus.FILLED, now),
+                                             True, now, fill.order_id))
         key = (fill.symbol, fill.position_side)
         signed = fill.side.sign * fill.quantity
         remaining = fill
@@ -1088,7 +1150,14 @@ class ExecutionCore:
                 del self._must_succeed[original_id]
         deferred = self._deferred.pop(key, None)
         if deferred is not None:
-            commands.extend(self._request(deferred, now))
+            commands.extend(self._request(deferred.intent, now))
+            if self._refusal is None:
+                commands.append(PersistSignal(deferred.signal, SignalOutcome.ORDERED, "the exit filled; entry sent",
+                                              (*deferred.sent, deferred.intent.client_order_id)))
+            else:
+                outcome, reason = self._refusal
+                commands.append(PersistSignal(deferred.signal, outcome, f"the exit filled; entry not sent: {reason}",
+                                              deferred.sent))
         return commands
 
     def _protect(self, key: PositionKey, trip: RoundTrip, entry_price: Decimal, now: int) -> list[Command]:
@@ -1218,7 +1287,7 @@ class ExecutionCore:
             holdings={key: h.amount for key, h in self.holdings.items() if h.amount},
             owners={key: h.owner for key, h in self.holdings.items() if h.amount},
             known_client_order_ids=frozenset(self._known_ids),
-            fill_keys=frozenset(self._fill_keys),
+            fills=self._fills,
             symbols=frozenset(self.filters),
         )
 

@@ -12,12 +12,13 @@ refuses to trade on a mismatch it cannot explain.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from executor.commands import ExchangeSnapshot, LookupResult, Outcome
 from executor.ids import is_our_client_order_id
-from utils.domain import ZERO, Fill, IntentState, Order, OrderPurpose, OrderStatus, PositionSide
+from utils.domain import ZERO, Fill, IntentState, Order, OrderPurpose, OrderStatus, PositionSide, Side
 
 PositionKey = tuple[str, PositionSide]
 
@@ -40,7 +41,7 @@ class LocalBooks:
     holdings: dict[PositionKey, Decimal]  # non-zero positions, signed
     owners: dict[PositionKey, str | None]
     known_client_order_ids: frozenset[str]
-    fill_keys: frozenset[tuple[str, int]]
+    fills: Mapping[tuple[str, int], tuple[int, Side, Decimal, Decimal]]  # key -> (order id, side, price, qty)
     symbols: frozenset[str]
 
 
@@ -126,8 +127,16 @@ def _foreign(local: LocalBooks, snapshot: ExchangeSnapshot, result: ReconcilePla
 
 
 def _fills(local: LocalBooks, snapshot: ExchangeSnapshot, result: ReconcilePlan) -> None:
-    missing = [f for f in snapshot.fills
-               if f.symbol in local.symbols and (f.symbol, f.trade_id) not in local.fill_keys]
+    missing = []
+    for fill in snapshot.fills:
+        if fill.symbol not in local.symbols:
+            continue
+        known = local.fills.get((fill.symbol, fill.trade_id))
+        if known is None:
+            missing.append(fill)
+        elif known != (fill.order_id, fill.side, fill.price, fill.quantity):
+            result.problems.append(f"{fill.symbol} trade {fill.trade_id} on the exchange differs from the stored "
+                                   "fill with that id (the exchange's ids repeat?)")
     unique = {(f.symbol, f.trade_id): f for f in missing}
     result.missing_fills = sorted(unique.values(), key=lambda f: (f.time, f.symbol, f.trade_id))
     per_symbol: dict[str, int] = defaultdict(int)

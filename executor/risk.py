@@ -73,6 +73,8 @@ class RiskLimits:
     order_ttl_sec: int | None = None
     max_consecutive_losses: int | None = None
     funding_blackout_minutes: int | None = None
+    #: A consecutive-loss halt lifts itself after this many minutes (counter reset); None: until an operator clears it.
+    consecutive_losses_cooldown_minutes: int | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("daily_loss_limit_usdt", 0), ("max_symbol_exposure_usdt", -1)):
@@ -91,6 +93,7 @@ class RiskLimits:
             ("order_ttl_sec", 1),
             ("max_consecutive_losses", 1),
             ("funding_blackout_minutes", 0),
+            ("consecutive_losses_cooldown_minutes", 1),
         ):
             value = getattr(self, name)
             if value is None:
@@ -255,11 +258,22 @@ class RiskEngine:
     # ---- facts ----------------------------------------------------------------------------------------------
 
     def on_time(self, now_ms: int) -> None:
-        """Let time pass: at a new UTC day, reset every strategy's daily counters (and lift daily-loss REDUCING)."""
+        """Let time pass: at a new UTC day, reset every strategy's daily counters (and lift daily-loss REDUCING);
+        a consecutive-loss halt whose cool-down has passed lifts itself."""
         for scope in list(self._records):
             strategy = parse_scope(scope)
             if strategy is not None:
                 self._roll_day(strategy, now_ms)
+                self._end_cooldown(strategy, now_ms)
+
+    def _end_cooldown(self, strategy: str, now_ms: int) -> None:
+        record = self._records[strategy_scope(strategy)]
+        cooldown = self.limits_for(strategy).consecutive_losses_cooldown_minutes
+        if (cooldown and record.state is TradingState.HALTED and record.guard is Guard.CONSECUTIVE_LOSSES
+                and now_ms - record.since_ms >= cooldown * 60_000):
+            lifted = record.transition(TradingState.ACTIVE, None, f"the {cooldown}-minute cool-down after "
+                                       f"{record.consecutive_losses} consecutive losses ended", now_ms)
+            self._put(replace(lifted, consecutive_losses=0))
 
     def on_fill_closed_trade(
         self,
@@ -282,13 +296,17 @@ class RiskEngine:
         record = replace(
             record, realized_pnl_today=record.realized_pnl_today + realized_pnl, consecutive_losses=losses
         )
-        limit = self.limits_for(strategy).max_consecutive_losses
+        limits = self.limits_for(strategy)
+        limit = limits.max_consecutive_losses
         if limit is not None and losses >= limit and record.state is not TradingState.HALTED:
+            cooldown = limits.consecutive_losses_cooldown_minutes
+            until = (f"for {cooldown} min, until {format_time(now_ms + cooldown * 60_000)}, or until an operator "
+                     f"clears it" if cooldown else "until an operator clears it")
             record = record.transition(
                 TradingState.HALTED,
                 Guard.CONSECUTIVE_LOSSES,
                 f"{losses} consecutive losing trades reached limit {limit} (last: {symbol} {_usdt(realized_pnl)}"
-                f" USDT); an operator must clear it: uv run main.py risk clear {record.scope}",
+                f" USDT); halted {until}: uv run main.py risk clear {record.scope}",
                 now_ms,
             )
         self._put(record)
@@ -365,7 +383,7 @@ class RiskEngine:
                     f" > limit {_usdt(limits.max_symbol_exposure_usdt)} USDT",
                 )
 
-        if limits.funding_blackout_minutes is not None:
+        if limits.funding_blackout_minutes:  # 0 or unset: off
             refusal = self._funding_blackout(symbol, limits.funding_blackout_minutes, now_ms)
             if refusal is not None:
                 return refusal

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from marketdata.synthetic import MINUTE_MS, synthetic_candles
@@ -111,12 +112,24 @@ def csv_source(paths: Sequence[Path], *, speed: float = 0.0, symbols: Sequence[s
 
 
 def synthetic_source(symbols: Sequence[str], *, days: float, warmup: int = 0, speed: float = 0.0,
-                     seed: int = 7) -> ReplaySource:
-    """Made-up candles for ``symbols``: ``warmup`` minutes before the start, then ``days`` of trading."""
+                     seed: int = 7, after_ms: int | None = None,
+                     start_prices: Mapping[str, Decimal] | None = None) -> ReplaySource:
+    """Made-up candles for ``symbols``: ``warmup`` minutes before the start, then ``days`` of trading.
+
+    The start is 2023-04-20 00:00 UTC, or, with ``after_ms`` (a simulated account that continues), the first minute
+    after it: the walk then goes on from ``start_prices`` with a seed of its own, so a continued run never repeats
+    the earlier one's candles.
+    """
     count = int(days * 1440) + warmup
-    start = SYNTHETIC_START_MS - warmup * MINUTE_MS
+    trading_start = SYNTHETIC_START_MS
+    if after_ms is not None and after_ms >= SYNTHETIC_START_MS - warmup * MINUTE_MS:
+        trading_start = (after_ms // MINUTE_MS + 1) * MINUTE_MS + warmup * MINUTE_MS
+        seed = seed + (trading_start - SYNTHETIC_START_MS) // MINUTE_MS
+    start = trading_start - warmup * MINUTE_MS
+    prices = start_prices or {}
     streams: dict[str, Iterable[Candle]] = {
-        symbol: synthetic_candles(symbol, start_ms=start, count=count, seed=seed) for symbol in symbols
+        symbol: synthetic_candles(symbol, start_ms=start, count=count, seed=seed, start_price=prices.get(symbol))
+        for symbol in symbols
     }
     description = (f"SYNTHETIC data: a seeded random walk (seed {seed}) for {', '.join(symbols)}, {days:g} days; "
                    "not real prices. Set SIM_DATA to replay recorded klines instead.")

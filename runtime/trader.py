@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from executor.commands import (
     CandleInput,
     Command,
     MarkPriceInput,
+    OperatorChange,
     SignalInput,
     SubmitAlgoOrder,
     SubmitOrder,
@@ -38,24 +40,50 @@ from executor.commands import (
 )
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.planner import ExecutionSettings
-from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
-from marketdata.replay import ReplaySource, csv_source, synthetic_source
+from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, format_time, strategy_scope
+from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
+from simulator.state import StateError
 from strategies.registry import load_strategy
 from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
-from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, Signal
+from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, RoundTrip, Signal, TripStatus
 from utils.filters import SymbolFilters
 
 log = logging.getLogger("runtime.trader")
 
 CANDLE_FLUSH_EVERY = 2_000
+#: Wall-clock seconds between saves of the simulated account (and always at the end of a run).
+ACCOUNT_SAVE_EVERY_SEC = 5.0
+#: Wall-clock seconds between looks at the database for trading states an operator changed (`main.py risk clear`).
+OPERATOR_POLL_SEC = 2.0
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyResult:
+    """One strategy's closed round trips in a run."""
+
+    strategy: str
+    trades: int
+    wins: int
+    net_pnl: Decimal  # realized PnL minus fees
+    fees: Decimal
+
+
+def strategy_results(trips: list[RoundTrip]) -> list[StrategyResult]:
+    by_strategy: dict[str, list[RoundTrip]] = {}
+    for trip in trips:
+        by_strategy.setdefault(trip.strategy or "(external)", []).append(trip)
+    return [StrategyResult(name, len(group), sum(1 for t in group if t.net_pnl > 0),
+                           sum((t.net_pnl for t in group), ZERO), sum((t.commission for t in group), ZERO))
+            for name, group in sorted(by_strategy.items())]
 
 
 @dataclass
@@ -80,6 +108,8 @@ class RunSummary:
     trading_states: dict[str, str]
     stopped_early: bool
     disabled_strategies: list[str] = field(default_factory=list)
+    already_sent: int = 0  # orders the core found already stored (the same data replayed) and did not send
+    per_strategy: list[StrategyResult] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [
@@ -87,15 +117,23 @@ class RunSummary:
             f"  data            {self.data}",
             f"  minutes         {self.minutes} ({self.candles} candles)",
             f"  signals         {self.signals}",
-            f"  orders sent     {self.orders_sent}",
+            f"  orders sent     {self.orders_sent}"
+            + (f"   ({self.already_sent} already in the database from an earlier run on the same data: not sent "
+               "again)" if self.already_sent else ""),
             f"  fills           {self.fills}   closed trades: {self.closed_trades}",
             f"  realized PnL    {self.realized_pnl:.4f} USDT",
             f"  fees            {self.fees:.4f} USDT",
             f"  funding         {self.funding:.4f} USDT",
-            f"  wallet balance  {self.wallet_balance:.4f} USDT (started with {self.start_balance})",
+            f"  wallet balance  {self.wallet_balance:.4f} USDT (started with {self.start_balance:.4f})",
             f"  equity          {self.equity:.4f} USDT",
             f"  open orders     {self.open_orders}",
         ]
+        if self.per_strategy:
+            lines.append("  per strategy    trades  win rate   net PnL USDT   fees USDT")
+            for result in self.per_strategy:
+                rate = f"{result.wins / result.trades:7.1%}" if result.trades else "      -"
+                lines.append(f"    {result.strategy:<18} {result.trades:>6}  {rate}  {result.net_pnl:>13.4f}"
+                             f"  {result.fees:>10.4f}")
         if self.open_positions:
             lines.append("  open positions")
             for position in self.open_positions:
@@ -156,7 +194,8 @@ class SimTrader:
 
     def __init__(self, config: AppConfig, *, source: ReplaySource | None = None, days: float = 2.0,
                  speed: float | None = None, sim_config: SimConfig | None = None,
-                 heartbeat_path: Path | None = None, policy: ExecutionPolicy | None = None) -> None:
+                 heartbeat_path: Path | None = None, policy: ExecutionPolicy | None = None,
+                 fresh_account: bool = False) -> None:
         self.config = config
         settings = config.settings
         self.symbols = [symbol.symbol for symbol in config.symbols]
@@ -169,9 +208,11 @@ class SimTrader:
         self.clock = SimulatedClock(0)
         self.bus = EventBus()  # a replay can wait for consumers, so no channel is lossy
         self.repository = Repository.open(settings.db_url, self.clock)
-        self.start_balance = settings.sim_start_balance
-        self.exchange = SimExchange(self.filters, clock=self.clock, config=sim_config or SimConfig(),
-                                    initial_balance=self.start_balance)
+        self.exchange, self.account_note = self._open_account(sim_config or SimConfig(), fresh_account)
+        self.start_balance = self.exchange.account().wallet_balance
+        account = self.exchange.account()
+        self._account_at_start = _AccountTotals(self.clock.now_ms(), account.realized_pnl, account.fees_paid,
+                                                account.funding_total)
         self.gateway = SimGateway(self.exchange)
         self.runner = StrategyRunner()
         for symbol in config.symbols:
@@ -180,6 +221,7 @@ class SimTrader:
         defaults, overrides = risk_limits(config)
         strategy_names = sorted(config.symbols_config.strategy_names())
         scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in strategy_names]
+        self._risk_scopes = scopes
         self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, scopes))
         self.position_mode = settings.position_mode
         self.core = ExecutionCore(
@@ -193,7 +235,7 @@ class SimTrader:
         self.applier = SyncApplier(
             self.core, self.gateway, self.journal, now=self.clock.now_ms, user_events=self.gateway.take_user_events,
             on_user_events=self._user_events.extend, on_command=self._on_command,
-            fresh_account=True,  # the in-process exchange starts empty every run (docs/decisions.md)
+            fresh_account=self.account_is_new,  # reconciliation knows a new account holds nothing of the old one
         )
         speed = settings.sim_speed if speed is None else speed
         if source is None:
@@ -201,8 +243,9 @@ class SimTrader:
                 source = csv_source(list(settings.sim_data), speed=speed, symbols=self.symbols)
             else:
                 warmup = max(self.runner.warmup_candles(s) for s in self.symbols)
-                source = synthetic_source(self.symbols, days=days, warmup=warmup, speed=speed)
+                source = synthetic_source(self.symbols, days=days, warmup=warmup, speed=speed, **self._continuation())
         self.source = source
+        self._check_data_after_account()
         unknown = sorted(set(source.streams) - set(self.symbols))
         if unknown:
             raise ValueError(f"data for {', '.join(unknown)}, which {settings.symbols_file} does not configure")
@@ -212,6 +255,10 @@ class SimTrader:
         self.heartbeat = Heartbeat(heartbeat_path or settings.status_dir / HEARTBEAT_FILE,
                                    settings.heartbeat_interval_sec)
         self._pending_candles: list[Candle] = []
+        self._warming = False
+        self._account_saved_wall = time.monotonic()
+        self._operator_checked_wall = time.monotonic()
+        self._last_snapshot_hour = -1
         self.warmup_sources: dict[str, str] = {}
         self._minutes = 0
         self._last_message_wall: float | None = None
@@ -223,6 +270,79 @@ class SimTrader:
         self._setup_heartbeat()
 
     # ============================================================================================ set-up
+    def _open_account(self, sim_config: SimConfig, fresh: bool) -> tuple[SimExchange, str]:
+        """The simulated account an earlier run saved in this database, or a new one whose ids start above every
+        id the database holds (so nothing of an old account can collide with it)."""
+        saved = None if fresh else self.repository.load_sim_account()
+        if saved is not None:
+            document, saved_at = saved
+            self.clock.set(saved_at)
+            try:
+                exchange = SimExchange.restore(json.loads(document), clock=self.clock)
+            except (ValueError, StateError) as error:
+                raise ValueError(f"the simulated account saved in the database cannot be restored ({error}); "
+                                 "start a new one with --fresh-account") from error
+            highest_order, highest_trade = self.repository.highest_exchange_ids()
+            exchange.move_ids_above(order_id=highest_order, trade_id=highest_trade)
+            self.account_is_new = False
+            positions = [p for p in exchange.positions() if p.amount]
+            note = (f"continuing the simulated account saved at {format_time(saved_at)} (wallet "
+                    f"{exchange.account().wallet_balance:.2f} USDT, {len(positions)} open position(s), "
+                    f"{len(exchange.open_orders())} open order(s)); --fresh-account starts a new one")
+            return exchange, note
+        highest_order, highest_trade = self.repository.highest_exchange_ids()
+        exchange = SimExchange(self.filters, clock=self.clock, config=sim_config,
+                               initial_balance=self.config.settings.sim_start_balance,
+                               first_order_id=highest_order + 1, first_trade_id=highest_trade + 1,
+                               first_algo_id=highest_order + 1)
+        self.account_is_new = True
+        note = "a new simulated account" + (" (--fresh-account: the database's earlier orders and positions are "
+                                            "closed in the books)" if fresh else "")
+        return exchange, note
+
+    def _continuation(self) -> dict[str, Any]:
+        """Synthetic data for a continued account goes on after it, from its last prices."""
+        if self.account_is_new:
+            return {}
+        prices = {s: self.exchange.last_price(s) for s in self.symbols if self.exchange.last_price(s)}
+        return {"after_ms": self.clock.now_ms(), "start_prices": prices}
+
+    def _check_data_after_account(self) -> None:
+        if self.account_is_new:
+            return
+        account_time = self.clock.now_ms()
+        for symbol, stream in self.source.streams.items():
+            iterator = iter(stream)
+            head = next(iterator, None)
+            if head is None:
+                continue
+            self.source.streams[symbol] = _prepend(head, iterator)
+            if head.close_time <= account_time:
+                raise ValueError(
+                    f"the data for {symbol} starts at {format_time(head.open_time)}, but the simulated account in "
+                    f"this database is already at {format_time(account_time)}: replay data after it, or start a new "
+                    "account with --fresh-account")
+
+    def take_operator_changes(self) -> int:
+        """Trading states an operator changed in the database while the bot runs, handed to the core.
+
+        Called between minutes, when every consumer is idle: the core's own changes are already stored then, so a
+        stored record that differs from the core's can only have been written by someone else.
+        """
+        self._operator_checked_wall = time.monotonic()
+        scopes = sorted(set(self.risk.states()) | set(self._risk_scopes))
+        changes = 0
+        for scope, record in load_risk_state(self.repository, scopes).items():
+            if record != self.risk.state(scope):
+                self.applier.feed(OperatorChange(record, self.clock.now_ms()))
+                changes += 1
+        return changes
+
+    def save_account(self) -> None:
+        """Store the simulated exchange's state (between minutes, when every consumer is idle)."""
+        self.repository.save_sim_account(json.dumps(self.exchange.snapshot()), self.clock.now_ms())
+        self._account_saved_wall = time.monotonic()
+
     def _configure_exchange(self) -> None:
         hedge = self.position_mode is PositionMode.HEDGE
         if self.exchange.dual_side_position != hedge:
@@ -241,8 +361,13 @@ class SimTrader:
         self.applier.start()
         self.gateway.take_user_events()
 
-    def _warm_up(self) -> None:
-        """Strategies get the candles they asked for: from the database first, then the feed's first candles."""
+    def _warm_up(self) -> list[list[Candle]]:
+        """Strategies get the candles they asked for: from the database first, then the feed's first candles.
+
+        Database candles go straight to the strategies. The feed's are returned, by minute, to be replayed through
+        the whole bot with the strategies' signals dropped: the account may hold positions and stops (a continued
+        simulated account), and those must trade, and be booked, while the strategies warm up.
+        """
         needed = {symbol: self.runner.warmup_candles(symbol) for symbol in self.symbols}
         from_database: dict[str, list[Candle]] = {}
         streams = self.source.streams
@@ -252,6 +377,8 @@ class SimTrader:
             if head is None:
                 continue
             streams[symbol] = _prepend(head, iterator)
+            if self.source.synthetic:
+                continue  # made-up prices warm up from the generator only
             stored = self.repository.load_candles(symbol, count, before_open_time=head.open_time)
             contiguous = bool(stored) and stored[-1].open_time == head.open_time - 60_000 and len(stored) == count
             if contiguous:
@@ -259,25 +386,18 @@ class SimTrader:
         remaining = {symbol: count for symbol, count in needed.items() if symbol not in from_database}
         from_feed = self.source.take_warmup(remaining)
         for symbol in self.symbols:
-            candles = from_database.get(symbol) or from_feed.get(symbol, [])
             for strategy in self.runner.strategies:
-                if strategy.symbol == symbol:
-                    self.runner.warm_up(strategy, candles)
-            if symbol in from_feed:
-                self._record_candles(from_feed[symbol])
-                for candle in from_feed[symbol]:
-                    self.clock.set(max(self.clock.now_ms(), candle.close_time))
-                    self.exchange.on_candle(candle)
-                    self.core.last_price[symbol] = candle.close
+                if strategy.symbol == symbol and symbol in from_database:
+                    self.runner.warm_up(strategy, from_database[symbol])
             self.warmup_sources[symbol] = "database" if symbol in from_database else "feed"
-            log.info("strategies warmed up", extra={"symbol": symbol, "candles": len(candles),
-                                                    "source": self.warmup_sources[symbol]})
-        self.gateway.take_user_events()  # nothing trades during warm-up; drop account noise, if any
+            log.info("strategies warming up", extra={
+                "symbol": symbol, "candles": len(from_database.get(symbol) or from_feed.get(symbol, [])),
+                "source": self.warmup_sources[symbol]})
+        return [list(group) for group in merge_minutes(from_feed.values())]
 
     # ============================================================================================ running
     async def run(self) -> RunSummary:
         stopped_early = False
-        self.clock.set(0)
         consumers = [
             (self.bus.subscribe(("market.kline", "market.mark"), name="strategies"), self._on_market_for_strategies),
             (self.bus.subscribe(("market.*", "signal.*", "order.update", "algo.update", "account.update"),
@@ -290,9 +410,13 @@ class SimTrader:
         log.info("sim run starting", extra={"data": self.source.description, "symbols": self.symbols,
                                              "position_mode": self.position_mode.value})
         try:
-            self._warm_up()
+            warmup = self._warm_up()
             self._configure_exchange()
             self._reconcile_at_start()
+            self._warming = True
+            for group in warmup:  # the whole bot watches the account; the strategies' signals are dropped
+                await self._process_minute(group)
+            self._warming = False
             self._feed_state = "replaying"
             async for group in self.source.minutes():
                 await self._process_minute(group)
@@ -335,9 +459,16 @@ class SimTrader:
                 index_price=self.exchange.mark_price(candle.symbol),
                 funding_rate=self.exchange.funding_rate(candle.symbol),
                 next_funding_time=self.exchange.next_funding_time(candle.symbol)))
-        self._minutes += 1
+        if not self._warming:
+            self._minutes += 1
         self._last_message_wall = time.monotonic()
         await self._quiesce()
+        if time.monotonic() - self._account_saved_wall >= ACCOUNT_SAVE_EVERY_SEC:
+            self.save_account()
+        if time.monotonic() - self._operator_checked_wall >= OPERATOR_POLL_SEC:
+            self.take_operator_changes()
+        if close // HOUR_MS != self._last_snapshot_hour:
+            self._record_account_snapshot()
 
     def _set_time(self, now: int) -> None:
         self.clock.set(max(self.clock.now_ms(), now))
@@ -374,6 +505,8 @@ class SimTrader:
             signals = self.runner.on_candle(event.payload)
         else:
             signals = self.runner.on_mark_price(event.payload)
+        if self._warming:
+            return  # warm-up: the candles build the strategies' state; what they would signal is not traded
         for signal in signals:
             await self.bus.publish(f"signal.{signal.strategy}", signal)
 
@@ -401,6 +534,8 @@ class SimTrader:
             self._flush_candles()
 
     def _record_candles(self, candles: list[Candle]) -> None:
+        if self.source.synthetic:
+            return  # made-up prices are not market data: never stored as candles, never a warm-up for real data
         try:
             self.repository.record_candles(candles)
             self._database_error = None
@@ -423,9 +558,23 @@ class SimTrader:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._flush_candles()
+        self.save_account()
+        self._record_account_snapshot()
         self._process_state = "stopped"
-        self.heartbeat.write()
+        try:
+            self.heartbeat.write()
+        except OSError as error:  # STATUS_DIR went away or became read-only during the run: say so, keep the summary
+            log.error("the final heartbeat could not be written", extra={"error": str(error)})
         log.info("sim run finished", extra={"minutes": self._minutes, "feed": self._feed_state})
+
+    def _record_account_snapshot(self) -> None:
+        """The account's balance, once per hour of market time and at the end (the account_snapshots table)."""
+        now = self.clock.now_ms()
+        self._last_snapshot_hour = now // HOUR_MS
+        account = self.exchange.account()
+        self.repository.record_account_snapshot(now, wallet_balance=account.wallet_balance,
+                                                available_balance=account.available_balance,
+                                                equity=account.equity, unrealized_pnl=account.unrealized_pnl)
 
     def close(self) -> None:
         self.repository.close()
@@ -484,6 +633,9 @@ class SimTrader:
     # ------------------------------------------------------------------------------------------- summary
     def summary(self, stopped_early: bool) -> RunSummary:
         account = self.exchange.account()
+        before = self._account_at_start
+        closed = [t for t in self.repository.round_trips(status=TripStatus.CLOSED)
+                  if t.close_time is not None and t.close_time > before.time]
         positions = [
             {"symbol": p.symbol, "side": p.position_side.value, "amount": str(p.amount),
              "entry_price": str(p.entry_price), "unrealized_pnl": f"{p.unrealized_pnl:.4f}"}
@@ -494,12 +646,22 @@ class SimTrader:
             data=self.source.description, minutes=self._minutes, candles=self.source.candles_emitted,
             signals=self.core.stats.signals, orders_sent=self.core.stats.sent,
             fills=self.core.stats.fills, closed_trades=self.core.stats.closed_trades,
-            realized_pnl=account.realized_pnl, fees=account.fees_paid, funding=account.funding_total,
+            realized_pnl=account.realized_pnl - before.realized_pnl, fees=account.fees_paid - before.fees_paid,
+            funding=account.funding_total - before.funding_total,
             wallet_balance=account.wallet_balance, equity=account.equity, start_balance=self.start_balance,
             open_positions=positions, open_orders=len(self.exchange.open_orders()),
             trading_states=states or {GLOBAL_SCOPE: "ACTIVE"}, stopped_early=stopped_early,
             disabled_strategies=[f"{d.strategy} on {d.symbol}: {d.reason}" for d in self.runner.disabled],
+            already_sent=self.core.stats.duplicates_skipped, per_strategy=strategy_results(closed),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountTotals:
+    time: int
+    realized_pnl: Decimal
+    fees_paid: Decimal
+    funding_total: Decimal
 
 
 def _prepend(head: Candle, rest):

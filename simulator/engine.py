@@ -182,6 +182,13 @@ class SimExchange:
                    first_order_id=first_order_id, first_trade_id=first_trade_id, first_algo_id=first_algo_id)
 
     # ==================================================================================== state snapshot
+    def move_ids_above(self, *, order_id: int, trade_id: int) -> None:
+        """Let the next order, conditional-order and trade ids be above these (a restored account whose database
+        recorded ids its last save had not reached yet, e.g. after a crash): an id never repeats."""
+        self._next_order_id = max(self._next_order_id, order_id + 1)
+        self._next_algo_id = max(self._next_algo_id, order_id + 1)
+        self._next_trade_id = max(self._next_trade_id, trade_id + 1)
+
     def snapshot(self) -> dict[str, Any]:
         """Everything the exchange holds, as plain JSON-able data (Decimals as exact strings): configuration,
         filters, account, id counters, the seeded client-id generator, and per symbol its prices and candle

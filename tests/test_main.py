@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,31 @@ def test_risk_clear_says_what_it_does_with_an_example(env) -> None:
     result = run_main(["risk", "clear", "--help"], env)
     assert result.returncode == 0
     assert "Set a scope back to ACTIVE" in result.stdout and "uv run main.py risk clear strategy:" in result.stdout
+
+
+def test_risk_clear_reaches_a_running_bot_within_seconds(env, tmp_path) -> None:
+    from database.journal import persist_risk_record
+    from database.repository import Repository
+    from executor.risk import RiskEngine, RiskLimits
+
+    engine = RiskEngine(RiskLimits())
+    engine.halt("strategy:ema_crossover", "operator test halt", 1_000)
+    with Repository.open(env["DB_URL"]) as repository:
+        for record in engine.drain_state_changes():
+            persist_risk_record(repository, record)
+    running = RunningMain(["run", "--days", "30", "--speed", "300"], env, tmp_path / "stderr.txt")
+    running.wait_for_line(READY_LINE, timeout=90)
+    cleared = run_main(["risk", "clear", "strategy:ema_crossover"], env)
+    assert cleared.returncode == 0, cleared.stderr
+    log = tmp_path / "logs" / "trader.log"
+    deadline = time.monotonic() + 20
+    taken = []
+    while time.monotonic() < deadline and not taken:
+        time.sleep(0.2)
+        taken = [json.loads(line) for line in log.read_text().splitlines()
+                 if '"operator changed a trading state"' in line]
+    running.process.send_signal(signal.SIGINT)
+    code, stdout, stderr = running.finish(timeout=60)
+    assert code == 0, stderr[-2000:]
+    assert taken and taken[0]["scope"] == "strategy:ema_crossover" and taken[0]["state"] == "ACTIVE"
+    assert "strategy:ema_crossover: HALTED" not in stdout  # the summary's trading states show it cleared

@@ -165,6 +165,19 @@ class OrderPurpose(StrEnum):
         return self in (OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT)
 
 
+class SignalOutcome(StrEnum):
+    """What came of a signal: the answer to "why did the bot (not) trade?", stored with the signal."""
+
+    ORDERED = "ORDERED"  # at least one order was sent (client_order_ids says which)
+    WAITING = "WAITING"  # a reversal: the exit was sent; the entry waits until the exit has made the position flat
+    NO_ACTION = "NO_ACTION"  # the position is already what the signal asks for
+    REFUSED_BY_PLANNER = "REFUSED_BY_PLANNER"  # e.g. owned by another strategy, or sized below the minimum
+    REFUSED_BY_RISK = "REFUSED_BY_RISK"  # a risk guard (detail: which, and why)
+    REFUSED_BY_FILTERS = "REFUSED_BY_FILTERS"  # an exchange filter would refuse it (detail: Binance's code)
+    ALREADY_SENT = "ALREADY_SENT"  # its orders are already stored (the same data replayed): nothing sent again
+    IGNORED = "IGNORED"  # not configured, or no price known yet
+
+
 class SizingMode(StrEnum):
     """How a strategy's entry size is chosen."""
 

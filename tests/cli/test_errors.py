@@ -31,7 +31,7 @@ def refused(result, message: str) -> None:
 def test_migrate_applies_the_migrations_and_says_so(env) -> None:
     first = run_main(["migrate"], env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == f"database {env['DB_URL']} is at the newest schema (0002_round_trips)"
+    assert first.stdout.strip() == f"database {env['DB_URL']} is at the newest schema (0003_signal_outcomes)"
     again = run_main(["migrate"], env)
     assert again.returncode == 0 and again.stdout == first.stdout
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ def test_risk_shows_each_scope_and_clear_says_what_it_did(env) -> None:
     cleared = run_main(["risk", "clear", "strategy:ema_crossover"], env)
     assert cleared.returncode == 0, cleared.stderr
     assert cleared.stdout == ("strategy:ema_crossover: now ACTIVE (was HALTED: operator test halt). A running bot "
-                              "reads this at its next start.\n")
+                              "takes this up within a few seconds.\n")
     assert listing(env, "risk")[1]["state"] == "ACTIVE"
     again = run_main(["risk", "clear", "strategy:ema_crossover"], env)
     assert again.stdout == "strategy:ema_crossover is ACTIVE: nothing to clear.\n"
@@ -200,3 +201,32 @@ def test_status_of_an_unreadable_heartbeat_is_exit_code_3(env) -> None:
     result = run_main(["status"], env)
     assert result.returncode == 3
     assert result.stderr.startswith(f"{path} cannot be read as a heartbeat: JSONDecodeError")
+
+
+def test_trades_are_the_closed_round_trips_and_add_up_to_the_fills(after_a_run) -> None:
+    with Repository.open(after_a_run["DB_URL"], apply_migrations=False) as repository:
+        trips = [t for t in repository.round_trips() if t.status.value == "CLOSED"]
+        fills = repository.all_fills()
+    rows = listing(after_a_run, "trades", "--limit", "0")
+    assert [row["trip_id"] for row in rows] == [t.trip_id for t in trips] and len(rows) > 10
+    with_open = listing(after_a_run, "trades", "--limit", "0", "--open")
+    net = sum(Decimal(row["net_pnl"]) for row in with_open)
+    assert net == sum((f.realized_pnl - f.commission for f in fills), Decimal(0))  # every fill is in a trip
+    assert {row["direction"] for row in rows} <= {"LONG", "SHORT"}
+    table = run_main(["trades", "--strategy", "ema_crossover", "--limit", "3"], after_a_run)
+    assert table.returncode == 0 and "net PnL" in table.stdout and "ema_crossover" in table.stdout
+
+
+def test_signals_say_what_came_of_each(after_a_run) -> None:
+    rows = listing(after_a_run, "signals", "--limit", "0")
+    outcomes = {row["outcome"] for row in rows}
+    assert "ORDERED" in outcomes and outcomes <= {
+        "ORDERED", "WAITING", "NO_ACTION", "REFUSED_BY_PLANNER", "REFUSED_BY_RISK", "REFUSED_BY_FILTERS",
+        "ALREADY_SENT", "IGNORED"}
+    with Repository.open(after_a_run["DB_URL"], apply_migrations=False) as repository:
+        sent = {o.client_order_id for o in repository.all_orders()}
+    for row in rows:
+        if row["outcome"] == "ORDERED":
+            assert row["client_order_ids"] and set(row["client_order_ids"]) <= sent
+        if row["outcome"].startswith("REFUSED"):
+            assert row["outcome_detail"]

@@ -53,6 +53,7 @@ def test_the_shipped_file_loads_with_three_symbols_and_three_strategies_each() -
         "order_ttl_sec": 60,
         "max_consecutive_losses": 8,
         "funding_blackout_minutes": 5,
+        "consecutive_losses_cooldown_minutes": 360,
     }
     assert risk.limits_for("rsi_reversion").daily_loss_limit_usdt == Decimal(15)
     assert risk.limits_for("rsi_reversion").order_ttl_sec == 60  # not overridden: the default
@@ -251,7 +252,7 @@ max_consecutive_losses = 0
         "risk.funding_blackout_minutes: must be between 0 and 240 (got 300)",
         "risk.order_ttl: unknown key (did you mean order_ttl_sec?); allowed keys: daily_loss_limit_usdt, "
         "max_new_positions_per_day, max_symbol_exposure_usdt, order_ttl_sec, max_consecutive_losses, "
-        "funding_blackout_minutes, or a [risk.<strategy>] table of overrides",
+        "funding_blackout_minutes, consecutive_losses_cooldown_minutes, or a [risk.<strategy>] table of overrides",
         "risk.rsi_reversion.max_consecutive_losses: must be between 1 and 10000 (got 0)",
     ]
 

@@ -23,6 +23,7 @@ APPLICATION_TABLES = {
     "account_snapshots",
     "funding_payments",
     "round_trips",
+    "sim_accounts",
 }
 
 
@@ -48,7 +49,7 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert current_revision(db_url) is None
 
     migrate(db_url)
-    assert current_revision(db_url) == head_revision() == "0002_round_trips"
+    assert current_revision(db_url) == head_revision() == "0003_signal_outcomes"
     assert _tables(db_url) >= APPLICATION_TABLES
     migrate(db_url)  # every start runs it: a no-op when already at head
     assert current_revision(db_url) == head_revision()

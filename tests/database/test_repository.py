@@ -493,6 +493,7 @@ def _event_stream(repo: Repository) -> None:
     repo.record_candles([candle(START_MS - 60_000), candle(START_MS)])
     repo.set_risk_state("global", TradingState.ACTIVE, "ok", consecutive_losses=0, details={"equity": D("1000")})
     repo.record_funding("BTCUSDT", START_MS + 10_000, D("-0.01"))
+    repo.save_sim_account('{"version": 1}', START_MS)
     repo.upsert_round_trip(RoundTrip("alpha-1", "trend", "BTCUSDT", PositionSide.BOTH, Side.BUY, START_MS,
                                      quantity=D("0.002"), entry_value=D("60"), commission=D("0.012"), fills=1))
     repo.record_account_snapshot(
@@ -505,7 +506,7 @@ def test_replaying_the_whole_event_stream_changes_nothing(repo: Repository, cloc
     before = dump(repo.engine)
     assert {name: len(rows) for name, rows in before.items()} == {
         "account_snapshots": 1, "candles_1m": 2, "fills": 2, "funding_payments": 1, "orders": 1,
-        "positions": 1, "risk_state": 1, "round_trips": 1, "signals": 1,
+        "positions": 1, "risk_state": 1, "round_trips": 1, "signals": 1, "sim_accounts": 1,
     }  # fmt: skip
     clock.advance(3_600_000)  # a restart an hour later replays everything
     _event_stream(repo)

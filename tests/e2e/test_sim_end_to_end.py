@@ -131,10 +131,9 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
         assert abs(order.intent_time - nearest) > blackout_ms, f"entry {order.client_order_id} in funding blackout"
         decision_price = closes[(order.symbol, order.signal_time)]
         assert order.quantity * decision_price <= limits.limits_for(order.strategy).max_symbol_exposure_usdt
-    # consecutive losses: after a strategy's N-th loss in a row nothing new is entered (nobody cleared it)
-    trips: dict[str, list[Decimal]] = defaultdict(list)
+    # consecutive losses: from a strategy's N-th loss in a row nothing new is entered until its cool-down has passed
+    # (nobody cleared anything); losses while halted do not start a new halt, and the count restarts at the lift.
     trip_closes: dict[str, list[tuple[int, Decimal]]] = defaultdict(list)
-    halted_at: dict[str, int] = {}
     open_trip: dict[tuple[str, PositionSide], tuple[str, Decimal]] = {}
     position: dict[tuple[str, PositionSide], Decimal] = defaultdict(lambda: ZERO)
     for fill in fills:
@@ -143,15 +142,22 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
         running += fill.realized_pnl - fill.commission
         position[key] += fill.side.sign * fill.quantity
         if position[key] == 0:
-            trips[owner].append(running)
             trip_closes[owner].append((fill.time, running))
-            losses = list(itertools.takewhile(lambda pnl: pnl < 0, reversed(trips[owner])))
-            limit = limits.limits_for(owner).max_consecutive_losses
-            if len(losses) >= limit and owner not in halted_at:
-                halted_at[owner] = fill.time
             open_trip.pop(key, None)
         else:
             open_trip[key] = (owner, running)
+    halts: dict[str, list[tuple[int, float]]] = defaultdict(list)  # strategy -> [(from, until)]
+    for owner, closes in trip_closes.items():
+        owner_limits = limits.limits_for(owner)
+        cooldown = owner_limits.consecutive_losses_cooldown_minutes
+        count, lift_at = 0, None
+        for time, pnl in closes:
+            if lift_at is not None and time > lift_at:
+                count, lift_at = 0, None  # the cool-down ended (at the mark price of the minute it fell in)
+            count = count + 1 if pnl < 0 else 0
+            if lift_at is None and count >= owner_limits.max_consecutive_losses:
+                lift_at = time + cooldown * 60_000 if cooldown else float("inf")
+                halts[owner].append((time, lift_at))
     # daily loss limit: once a strategy's closed trades lose the limit in a UTC day, no new entry that day
     day_pnl: dict[tuple[str, int], Decimal] = defaultdict(lambda: ZERO)
     reducing_at: dict[tuple[str, int], int] = {}
@@ -166,10 +172,12 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
         if key in reducing_at:
             assert order.intent_time <= reducing_at[key], f"{order.client_order_id} entered past the loss limit"
     for order in entries:
-        if order.strategy in halted_at:
-            assert order.intent_time <= halted_at[order.strategy], f"{order.client_order_id} entered after halt"
-    for strategy in halted_at:
-        assert trader.risk.state(f"strategy:{strategy}").state.value == "HALTED"
+        for start, until in halts.get(order.strategy, []):
+            # at the halting loss's own minute an entry decided before that loss was booked is fine
+            assert not start < order.intent_time < until, f"{order.client_order_id} entered during a halt"
+    for strategy, windows in halts.items():  # a halt still running at the end is the state the bot ends in
+        still_halted = windows[-1][1] > trader.clock.now_ms()
+        assert (trader.risk.state(f"strategy:{strategy}").state.value == "HALTED") == still_halted, strategy
 
     # 5. PnL, fees and funding agree with the engine's account
     account = trader.exchange.account()
@@ -186,7 +194,8 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
     assert len(signals) == trader.core.stats.signals > 0
     assert {s.strategy for s in signals} >= {"ema_crossover", "rsi_reversion", "donchian_breakout"}
     assert all(orders[cid].status is not None for cid in filled_by_order)
-    return {"orders": len(orders), "fills": len(fills), "signals": len(signals), "halted": len(halted_at)}
+    return {"orders": len(orders), "fills": len(fills), "signals": len(signals),
+            "halts": sum(len(windows) for windows in halts.values())}
 
 
 @pytest.mark.shared_data
@@ -198,7 +207,7 @@ def test_week_of_real_candles_on_sqlite(usdm_1m_dir, app_config, tmp_path) -> No
         assert summary.minutes == 10_080 - min(trader.runner.warmup_candles(s) for s in trader.symbols)
         counts = audit_database(trader, config)
         print(counts, summary.render())
-        assert counts["fills"] >= 100 and counts["halted"] >= 1
+        assert counts["fills"] >= 100 and counts["halts"] >= 1
         assert summary.funding != 0  # positions were held across funding times, and funding was booked
         # every candle of the week went into candles_1m (warm-up ones included)
         for symbol in trader.symbols:

@@ -28,6 +28,7 @@ from utils.domain import (
     PositionMode,
     PositionSide,
     Side,
+    SignalOutcome,
     SignalSide,
     TimeInForce,
     TripStatus,
@@ -645,3 +646,76 @@ def test_a_reversal_entry_waits_for_its_exit(harness: Harness) -> None:
         OrderPurpose.ENTRY, OrderPurpose.EXIT, OrderPurpose.EXIT, OrderPurpose.ENTRY]
     assert harness.exchange.positions("BTCUSDT")[0].amount < 0
     assert harness.core.holdings[BTC].owner == "alpha" and harness.core.stats.closed_trades == 1
+
+
+# ================================================================================= signal outcomes (issue 9)
+def outcomes(h: Harness) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    return [(r.signal.strategy, r.signal.side.value, r.outcome.value if r.outcome else "", r.client_order_ids)
+            for r in h.repository.signal_records()]
+
+
+def test_every_signal_records_what_came_of_it(db_file) -> None:
+    h = Harness(db_file, strategies=[settings("alpha"), settings("beta"), settings("beta", symbol="ETHUSDT")])
+    try:
+        h.signal(SignalSide.LONG, strategy="alpha")  # before any price: ignored
+        h.candle("30000")
+        h.signal(SignalSide.LONG, strategy="alpha")  # ordered
+        h.advance(1_000)
+        h.signal(SignalSide.LONG, strategy="alpha")  # already long: nothing to do
+        h.signal(SignalSide.SHORT, strategy="beta")  # alpha owns BTCUSDT: refused by the planner
+        h.risk.halt("strategy:beta", "test", h.clock.now_ms())
+        h.candle("30000", symbol="ETHUSDT")
+        h.signal(SignalSide.LONG, strategy="beta", symbol="ETHUSDT")  # beta is halted: refused by risk
+        records = h.repository.signal_records()
+        got = [(r.signal.strategy, r.outcome, r.outcome_detail) for r in records]
+        assert [g[:2] for g in got] == [
+            ("alpha", SignalOutcome.IGNORED), ("alpha", SignalOutcome.ORDERED), ("alpha", SignalOutcome.NO_ACTION),
+            ("beta", SignalOutcome.REFUSED_BY_PLANNER), ("beta", SignalOutcome.REFUSED_BY_RISK)]
+        assert records[1].client_order_ids == (h.repository.all_orders()[0].client_order_id,)
+        assert "owned by alpha" in got[3][2] and got[4][2].startswith("trading_state:")
+    finally:
+        h.close()
+
+
+def test_a_reversal_signal_waits_then_records_its_entry(harness: Harness) -> None:
+    harness.signal(SignalSide.LONG)
+    harness.candle("30100")
+    harness.gateway.inject_error(-1008, "Request throttled by system-level protection.", http_status=503)
+    harness.signal(SignalSide.SHORT)  # its exit is refused (throttled) and retried; the entry waits
+    assert harness.repository.signal_records()[-1].outcome is SignalOutcome.WAITING
+    harness.advance(5_000)
+    record = harness.repository.signal_records()[-1]
+    entry = [o for o in harness.repository.all_orders() if o.purpose is OrderPurpose.ENTRY][-1]
+    assert record.outcome is SignalOutcome.ORDERED and entry.client_order_id in record.client_order_ids
+
+
+def test_a_replayed_signal_keeps_its_first_outcome(db_file) -> None:
+    first = Harness(db_file)
+    first.candle("30000")
+    signal = first.signal(SignalSide.LONG)
+    second = restart(first)
+    try:
+        second.core.holdings.pop(BTC, None)
+        second.core.last_price["BTCUSDT"] = D("30000")
+        second.applier.feed(SignalInput(signal))  # finds its order already sent
+        (record,) = second.repository.signal_records()
+        assert record.outcome is SignalOutcome.ORDERED and second.core.stats.duplicates_skipped == 1
+    finally:
+        second.close()
+
+
+def test_a_fill_that_collides_with_a_stored_one_but_differs_halts(harness: Harness) -> None:
+    from utils.binance_parse import OrderUpdate
+    from utils.domain import ExecutionType, Fill, Order
+
+    harness.signal(SignalSide.LONG)
+    (stored,) = harness.repository.all_fills()
+    other = Fill("BTCUSDT", stored.trade_id, stored.order_id + 99, "web_x", Side.SELL, PositionSide.BOTH,
+                 D("31000"), D("0.002"), D("62"), D(0), "USDT", D(0), False, harness.clock.now_ms())
+    order = Order("BTCUSDT", stored.order_id + 99, "web_x", Side.SELL, OrderType.MARKET, OrderStatus.FILLED,
+                  D("0.002"), D(0), TimeInForce.GTC, executed_quantity=D("0.002"))
+    harness.deliver(OrderUpdate(harness.clock.now_ms(), ExecutionType.TRADE, order, other))
+    assert harness.repository.all_fills() == [stored]  # nothing overwritten, nothing booked
+    assert harness.core.holdings[BTC].amount == D("0.010")
+    state = harness.risk.state("global")
+    assert state.state.value == "HALTED" and "collides with a stored fill" in state.reason

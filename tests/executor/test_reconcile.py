@@ -26,7 +26,7 @@ BTC = ("BTCUSDT", PositionSide.BOTH)
 
 
 def books(**overrides) -> LocalBooks:
-    values = dict(live_orders={}, holdings={}, owners={}, known_client_order_ids=frozenset(), fill_keys=frozenset(),
+    values = dict(live_orders={}, holdings={}, owners={}, known_client_order_ids=frozenset(), fills={},
                   symbols=frozenset({"BTCUSDT"}))
     values.update(overrides)
     return LocalBooks(**values)
@@ -81,7 +81,8 @@ def test_an_order_that_was_not_looked_up_is_a_problem() -> None:
 
 
 def test_missing_fills_are_found_in_trade_order_and_explain_the_position() -> None:
-    local = books(holdings={BTC: D("0.010")}, owners={BTC: "alpha"}, fill_keys=frozenset({("BTCUSDT", 1)}))
+    local = books(holdings={BTC: D("0.010")}, owners={BTC: "alpha"},
+                  fills={("BTCUSDT", 1): (7, Side.BUY, D("30000"), D("0.010"))})
     fills = (fill(3, Side.SELL, "0.004"), fill(1, Side.BUY, "0.010"), fill(2, Side.SELL, "0.002"),
              fill(3, Side.SELL, "0.004"))  # a page boundary repeated the last one
     result = plan(local, snapshot(fills=fills, positions=(Position("BTCUSDT", amount=D("0.004")),)),
@@ -116,3 +117,11 @@ def test_other_symbols_are_ignored() -> None:
                                                        OrderStatus.NEW, D(1), D(1), TimeInForce.GTC),),
                                     positions=(Position("ETHUSDT", amount=D("2")),)), unknown_window_ms=WINDOW)
     assert result.clean and not result.foreign_orders and not result.warnings
+
+
+def test_a_fill_whose_id_is_stored_with_other_contents_is_a_problem() -> None:
+    local = books(fills={("BTCUSDT", 1): (7, Side.BUY, D("30000"), D("0.010"))}, holdings={BTC: D("0.010")},
+                  owners={BTC: "alpha"})
+    result = plan(local, snapshot(fills=(fill(1, Side.SELL, "0.002"),), positions=(Position("BTCUSDT",
+                  amount=D("0.010")),)), unknown_window_ms=WINDOW)
+    assert "differs from the stored fill" in result.problems[0] and result.missing_fills == []

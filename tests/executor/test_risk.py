@@ -300,12 +300,6 @@ def test_funding_blackout_refuses_while_the_funding_time_is_unknown() -> None:
     assert not entry(risk).allowed and entry(risk, symbol="ETHUSDT").allowed
 
 
-def test_zero_minute_blackout_blocks_only_the_funding_millisecond() -> None:
-    risk = engine(funding_blackout_minutes=0)
-    risk.on_funding_time("BTCUSDT", NOON)
-    assert [entry(risk, t).allowed for t in (NOON - 1, NOON, NOON + 1)] == [True, False, True]
-
-
 # ---- order TTL ------------------------------------------------------------------------------------------------
 
 
@@ -402,3 +396,31 @@ def test_restored_state_is_checked() -> None:
 def test_time_helpers() -> None:
     assert format_time(DAY0 + 1) == "2024-05-01T00:00:00.001Z"
     assert [utc_day_start(t) for t in (DAY0, DAY1 - 1, DAY1)] == [DAY0, DAY0, DAY1]
+
+
+def test_a_consecutive_loss_halt_lifts_itself_after_its_cool_down() -> None:
+    risk = RiskEngine(RiskLimits(max_consecutive_losses=2, consecutive_losses_cooldown_minutes=30))
+    risk.on_fill_closed_trade("ema", "BTCUSDT", D("-1"), NOON)
+    risk.on_fill_closed_trade("ema", "BTCUSDT", D("-1"), NOON + 1_000)
+    halted = risk.state("strategy:ema")
+    assert halted.state is TradingState.HALTED and "for 30 min" in halted.reason
+    risk.on_time(NOON + 1_000 + 29 * 60_000)
+    assert risk.state("strategy:ema").state is TradingState.HALTED
+    risk.on_time(NOON + 1_000 + 30 * 60_000)
+    lifted = risk.state("strategy:ema")
+    assert lifted.state is TradingState.ACTIVE and lifted.consecutive_losses == 0 and "cool-down" in lifted.reason
+    assert [r.state for r in risk.drain_state_changes()][-1] is TradingState.ACTIVE  # persisted like any change
+
+
+def test_without_a_cool_down_the_halt_waits_for_an_operator() -> None:
+    risk = RiskEngine(RiskLimits(max_consecutive_losses=1))
+    risk.on_fill_closed_trade("ema", "BTCUSDT", D("-1"), NOON)
+    risk.on_time(NOON + 30 * 86_400_000)
+    assert risk.state("strategy:ema").state is TradingState.HALTED
+
+
+def test_a_funding_blackout_of_zero_minutes_is_off() -> None:
+    risk = RiskEngine(RiskLimits(funding_blackout_minutes=0))
+    decision = risk.check_entry(strategy="ema", symbol="BTCUSDT", notional=D(100), symbol_exposure=D(0),
+                                now_ms=NOON)
+    assert decision.allowed  # no funding time known, and none needed

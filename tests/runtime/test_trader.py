@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from config import load_config
+from database.repository import Repository
 from marketdata.replay import ReplaySource, csv_source, synthetic_source
 from marketdata.synthetic import synthetic_candles
-from runtime.trader import SimTrader
+from runtime.trader import SimTrader, load_risk_state
+from simulator.engine import SimExchange
+from utils.clock import SimulatedClock
 from utils.domain import TripStatus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,5 +147,103 @@ def test_the_unknown_outcome_window_comes_from_the_settings(config_for, monkeypa
     trader = SimTrader(config_for("window.db"), source=synthetic_source(["BTCUSDT"], days=0.01, warmup=10))
     try:
         assert trader.core.policy.unknown_outcome_window_ms == 45_000
+    finally:
+        trader.close()
+
+
+# ========================================================================= the simulated account (issue 9)
+def _one_day(trader_config, **options) -> SimTrader:
+    return SimTrader(trader_config, days=0.5, **options)
+
+
+def test_a_second_run_continues_the_same_account_and_nothing_collides(config_for) -> None:
+    """The issue's reproduction: run, clear a halt, run again on the same database."""
+    from database.journal import persist_risk_record
+    from executor.risk import RiskEngine, RiskLimits
+
+    config = config_for("continue.db")
+    first = _one_day(config)
+    first_summary = run(first)
+    with Repository.open(config.settings.db_url) as repository:  # `risk clear` in between
+        engine = RiskEngine(RiskLimits(), state=load_risk_state(repository, ["strategy:ema_crossover"]))
+        if engine.state("strategy:ema_crossover").state.value != "ACTIVE":
+            engine.clear("strategy:ema_crossover", 0)
+            for record in engine.drain_state_changes():
+                persist_risk_record(repository, record)
+        first_trade_ids = {f.trade_id for f in repository.all_fills()}
+    second = _one_day(config)
+    assert not second.account_is_new and "continuing the simulated account" in second.account_note
+    summary = run(second)
+    assert summary.minutes == first_summary.minutes and summary.fills > 0
+    with Repository.open(config.settings.db_url) as repository:
+        orders = repository.all_orders()
+        fills = repository.all_fills()
+        filled = {}
+        for fill in fills:
+            filled[fill.client_order_id] = filled.get(fill.client_order_id, 0) + fill.quantity
+        for order in orders:  # every executed quantity is accounted for by stored fills
+            assert order.executed_quantity == filled.get(order.client_order_id, 0), order.client_order_id
+        assert len({(f.symbol, f.trade_id) for f in fills}) == len(fills)
+        assert min(f.trade_id for f in fills if f.trade_id not in first_trade_ids) > max(first_trade_ids)
+        signed = {}
+        for fill in fills:
+            key = (fill.symbol, fill.position_side)
+            signed[key] = signed.get(key, 0) + fill.side.sign * fill.quantity
+        stored = {(p.symbol, p.position_side): p.amount for p in repository.positions()}
+        restored = SimExchange.restore(json.loads(repository.load_sim_account()[0]), clock=SimulatedClock(2**60))
+        on_exchange = {(p.symbol, p.position_side): p.amount for p in restored.positions()}
+        for key in set(signed) | set(stored) | set(on_exchange):
+            assert signed.get(key, 0) == stored.get(key, 0) == on_exchange.get(key, 0), key
+        assert repository.account_snapshots(), "the account's balance is recorded (hourly and at the end)"
+
+
+def test_a_fresh_account_never_repeats_an_id_of_the_old_one(config_for) -> None:
+    config = config_for("fresh.db")
+    run(_one_day(config))
+    with Repository.open(config.settings.db_url) as repository:
+        old_orders = {o.order_id for o in repository.all_orders() if o.order_id}
+        old_trades = {f.trade_id for f in repository.all_fills()}
+    fresh = _one_day(config, fresh_account=True)
+    assert fresh.account_is_new
+    run(fresh)
+    with Repository.open(config.settings.db_url) as repository:
+        new_orders = {o.order_id for o in repository.all_orders() if o.order_id} - old_orders
+        new_trades = {f.trade_id for f in repository.all_fills()} - old_trades
+        assert new_trades and min(new_trades) > max(old_trades) and min(new_orders) > max(old_orders)
+        assert all(t.status is not TripStatus.OPEN or t.open_time > 0 for t in repository.round_trips())
+
+
+def test_data_older_than_the_account_is_refused_with_the_remedy(config_for) -> None:
+    config = config_for("older.db")
+    run(_one_day(config))
+    candles = list(synthetic_candles("BTCUSDT", start_ms=1_681_948_800_000, count=300))
+    with pytest.raises(ValueError, match="--fresh-account"):
+        SimTrader(config, source=ReplaySource({"BTCUSDT": candles}, "old", synthetic=False)).close()
+
+
+def test_synthetic_candles_are_never_stored_as_market_data(config_for) -> None:
+    config = config_for("synthetic.db")
+    trader = _one_day(config)
+    run(trader)
+    with Repository.open(config.settings.db_url) as repository:
+        assert repository.count_candles() == 0 and repository.signals()
+
+
+def test_an_operator_change_reaches_the_running_bot(config_for) -> None:
+    from database.journal import persist_risk_record
+    from executor.risk import RiskEngine, RiskLimits
+
+    config = config_for("operator.db")
+    trader = _one_day(config)
+    try:
+        assert trader.take_operator_changes() == 0
+        with Repository.open(config.settings.db_url) as other:  # `main.py risk` from another process
+            engine = RiskEngine(RiskLimits())
+            engine.halt("strategy:ema_crossover", "operator says stop", 1)
+            for record in engine.drain_state_changes():
+                persist_risk_record(other, record)
+        assert trader.take_operator_changes() == 1
+        assert trader.risk.state("strategy:ema_crossover").reason == "operator says stop"
+        assert trader.take_operator_changes() == 0  # taken once
     finally:
         trader.close()

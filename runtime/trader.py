@@ -256,7 +256,7 @@ class SimTrader:
                                    settings.heartbeat_interval_sec)
         self._pending_candles: list[Candle] = []
         self._warming = False
-        self._account_saved_wall = time.monotonic()
+        self._account_saved_wall = 0.0  # the first minute saves the account, then every ACCOUNT_SAVE_EVERY_SEC
         self._operator_checked_wall = time.monotonic()
         self._last_snapshot_hour = -1
         self.warmup_sources: dict[str, str] = {}

@@ -25,6 +25,9 @@ def test_default_run_is_offline_synthetic_summarised_and_its_console_is_compact(
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SYNTHETIC" in result.stdout and "Run summary" in result.stdout
     assert "realized PnL" in result.stdout and "open positions" in result.stdout
+    table = result.stdout.split("per strategy")[1].splitlines()
+    assert "win rate" in table[0] and {row.split()[0] for row in table[1:4]} == {
+        "donchian_breakout", "ema_crossover", "rsi_reversion"}
     console = result.stderr.splitlines()
     assert console and all(CONSOLE_LINE.match(line) for line in console), console[:5]
     file_lines = [json.loads(line) for line in (tmp_path / "logs" / "trader.log").read_text().splitlines()]
@@ -158,3 +161,38 @@ def test_risk_clear_reaches_a_running_bot_within_seconds(env, tmp_path) -> None:
     assert code == 0, stderr[-2000:]
     assert taken and taken[0]["scope"] == "strategy:ema_crossover" and taken[0]["state"] == "ACTIVE"
     assert "strategy:ema_crossover: HALTED" not in stdout  # the summary's trading states show it cleared
+
+
+def test_a_run_killed_hard_comes_back_with_nothing_lost_or_doubled(env, tmp_path) -> None:
+    """kill -9 in the middle of a run, then run again: the account continues, every fill is stored once and
+    every executed quantity is explained by stored fills."""
+    from database.repository import Repository
+
+    running = RunningMain(["run", "--days", "30", "--speed", "600"], env, tmp_path / "stderr.txt")
+    running.wait_for_line(READY_LINE, timeout=90)
+    time.sleep(4)  # a few hundred minutes of trading
+    running.process.kill()
+    running.finish(timeout=30)
+    again = run_main(["run", "--days", "0.3"], env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuing the simulated account" in again.stdout
+    with Repository.open(env["DB_URL"], apply_migrations=False) as repository:
+        fills = repository.all_fills()
+        assert len({(f.symbol, f.trade_id) for f in fills}) == len(fills) and fills
+        filled: dict[str, object] = {}
+        for fill in fills:
+            filled[fill.client_order_id] = filled.get(fill.client_order_id, 0) + fill.quantity
+        unexplained = [o.client_order_id for o in repository.all_orders()
+                       if o.executed_quantity != filled.get(o.client_order_id, 0)]
+        assert unexplained == []
+
+
+def test_the_same_data_again_says_which_orders_were_not_sent_again(env) -> None:
+    first = run_main(["run", "--days", "0.3"], env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_main(["run", "--days", "0.3", "--fresh-account"], env)  # a new account, the same synthetic days
+    assert again.returncode == 0, again.stderr[-2000:]
+    line = next(line for line in again.stdout.splitlines() if "orders sent" in line)
+    skipped = int(line.split("(")[1].split()[0])
+    assert skipped > 10 and "already in the database from an earlier run on the same data: not sent again" in line
+    # (what it did send are signals the first run's risk guards refused: its halts had lifted by now)

@@ -544,3 +544,18 @@ def test_concurrent_writers_agree(repo: Repository) -> None:
     assert sum(new_fills) == 20 and len(new_fills) == 80
     stored = repo.get_order("c-1")
     assert stored is not None and stored.to_order() == updates[-1]
+
+
+def test_a_triggered_stop_records_the_order_it_placed_even_under_its_own_id(repo: Repository) -> None:
+    """Binance's algo ids and order ids are separate counters: the placed order may carry the algo's own number."""
+    stop = OrderIntent("alph1234-BTCUSDT-1-enb-sl", "BTCUSDT", Side.SELL, OrderType.STOP_MARKET, D("0"),
+                       stop_price=D("29000"), close_position=True, strategy="alpha")
+    repo.save_order_intent(stop)
+    algo = Order("BTCUSDT", 5, stop.client_order_id, Side.SELL, OrderType.STOP_MARKET, OrderStatus.NEW, D("0"), D("0"),
+                 TimeInForce.GTC, close_position=True, stop_price=D("29000"), update_time=1)
+    repo.update_order(algo, is_algo=True)
+    triggered = replace(algo, order_type=OrderType.MARKET, status=OrderStatus.FILLED, executed_quantity=D("0.01"),
+                        update_time=2)
+    repo.update_order(triggered, actual_order_id=5)  # the placed order's id is 5 as well
+    record = repo.get_order(stop.client_order_id)
+    assert record.order_id == 5 and record.actual_order_id == 5 and record.executed_quantity == D("0.01")

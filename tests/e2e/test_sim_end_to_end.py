@@ -74,6 +74,9 @@ def audit_database(trader: SimTrader, config) -> dict[str, int]:
     for key, amount in signed.items():
         assert engine_positions.get(key, ZERO) == amount
 
+    leverage = {symbol.symbol: symbol.leverage for symbol in config.symbols}
+    assert all(p.leverage == leverage[p.symbol] for p in repo.positions())  # the configured leverage, not 1
+
     # 2b. round trips, rebuilt independently from the fills, equal the stored ones
     rebuilt = []
     position: dict[tuple[str, PositionSide], Decimal] = defaultdict(lambda: ZERO)
@@ -234,3 +237,22 @@ def test_two_days_of_real_candles_on_postgresql_in_hedge_mode(usdm_1m_dir, app_c
 
 
 
+
+
+@pytest.mark.shared_data
+def test_the_shipped_limits_keep_trading_through_real_data_and_still_stop_losing_streaks(
+        usdm_1m_dir, app_config, tmp_path) -> None:
+    """Ten days of real 2023 BTCUSDT: every shipped strategy still trades in the last three days (a halt lifts after
+    its cool-down), and losing streaks did halt them along the way."""
+    config = app_config(f"sqlite:///{tmp_path / 'trader.db'}")
+    trader, summary = run_sim(config, [usdm_1m_dir / "BTCUSDT_usdm_1m_2023-01-01_2023-03-09.csv"],
+                              minutes=10 * 1440)
+    try:
+        trips = trader.repository.round_trips()
+        last_days = trader.clock.now_ms() - 3 * 86_400_000
+        for strategy in ("ema_crossover", "rsi_reversion", "donchian_breakout"):
+            assert any(t.strategy == strategy and t.open_time >= last_days for t in trips), strategy
+        counts = audit_database(trader, config)
+        assert counts["halts"] >= 3  # losing streaks were stopped (and the audit checked no entry slipped through)
+    finally:
+        trader.close()

@@ -43,6 +43,13 @@ class MarketData(StrEnum):
     LIVE = "live"
 
 
+class ForeignOrders(StrEnum):
+    """What reconciliation does with open orders on our symbols that this bot did not place."""
+
+    LEAVE = "leave"  # record them as external and leave them alone
+    CANCEL = "cancel"  # cancel them
+
+
 class LogFormat(StrEnum):
     """How the console log looks: compact lines for people, or JSON objects for log shippers (the file is JSON)."""
 
@@ -154,6 +161,7 @@ class Settings(BaseSettings):
     recv_window_ms: Annotated[int, number_in_range("int", minimum=1, maximum=60000)] = 5000
     ws_max_backoff_sec: Annotated[float, number_in_range("float", above=0, maximum=3600)] = 60.0
     unknown_outcome_window_sec: Annotated[int, number_in_range("int", minimum=30, maximum=3600)] = 30
+    foreign_orders: Annotated[ForeignOrders, one_of(ForeignOrders, case="lower")] = ForeignOrders.LEAVE
     db_url: Annotated[str, BeforeValidator(_check_database_url)] = "sqlite:///./database/trader.db"
     log_level: Annotated[LogLevel, one_of(LogLevel, case="upper")] = LogLevel.INFO
     log_dir: Path = Path("logs")
@@ -266,6 +274,7 @@ class Settings(BaseSettings):
             "RECV_WINDOW_MS": self.recv_window_ms,
             "WS_MAX_BACKOFF_SEC": self.ws_max_backoff_sec,
             "UNKNOWN_OUTCOME_WINDOW_SEC": self.unknown_outcome_window_sec,
+            "FOREIGN_ORDERS": self.foreign_orders.value,
             "DB_URL": mask_database_url(self.db_url),
             "LOG_LEVEL": self.log_level.value,
             "LOG_DIR": str(self.log_dir),

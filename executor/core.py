@@ -103,6 +103,7 @@ CLOSE_POSITION_EXISTS = -4130
 AUTH_ERRORS = frozenset({-1022, -2014, -2015})
 
 PositionKey = tuple[str, PositionSide]
+PERIODIC = "periodic"  # the reason of the routine reconciliation while running
 FillDigest = tuple[int, Side, Decimal, Decimal]  # order id, side, price, quantity: what a trade id must mean
 
 
@@ -127,6 +128,14 @@ class ExecutionPolicy:
     max_retries: int = 8
     #: A cancel whose outcome is unknown is tried again after this long.
     cancel_retry_ms: int = 5_000
+    #: Reconcile with the exchange this often while running (cheap: open orders, positions, account and the fills
+    #: since the last one held); None: only at start and after stream interruptions (backtests).
+    reconcile_every_ms: int | None = 900_000
+    #: A difference nothing explains is looked at again after this long before trading halts (a fill that landed
+    #: between the reads of one snapshot explains itself in the next); new entries wait meanwhile.
+    confirm_difference_ms: int = 5_000
+    #: Cancel open orders on our symbols that this bot did not place (otherwise they are recorded and left alone).
+    cancel_foreign_orders: bool = False
 
     def __post_init__(self) -> None:
         if self.unknown_outcome_window_ms < 30_000:
@@ -238,6 +247,7 @@ class _Timer(StrEnum):
     LOOKUP = "lookup"
     RETRY = "retry"  # a MustSucceed order's next attempt (key: the original client order id)
     CANCEL = "cancel"
+    RECONCILE = "reconcile"  # key: the reason
 
 
 _ALGO_TO_ORDER_STATUS = {
@@ -295,6 +305,8 @@ class ExecutionCore:
         self._timer_seq = 0
         self._reconciling: str | None = None  # the reason of a reconciliation in progress
         self._reconcile_again: str | None = None
+        self._suspect: list[str] = []  # differences found once, being confirmed before trading halts
+        self._periodic_scheduled = False
         self._started = False
         self.last_reconcile: reconcile.ReconcilePlan | None = None
         self._known_states = {scope: record.state for scope, record in risk.states().items()}
@@ -527,9 +539,13 @@ class ExecutionCore:
                                              notional=intent.quantity * price,
                                              symbol_exposure=self.symbol_exposure(intent.symbol), now_ms=now,
                                              pending_new_positions=self._pending_new_positions(intent.strategy))
-            if decision.allowed and self._reconciling is not None:
+            if decision.allowed and self._reconciling not in (None, PERIODIC):
+                # (a routine check does not hold entries back: a difference it finds is confirmed, and that does)
                 return False, Guard.TRADING_STATE, (f"no new entries while reconciling with the exchange "
                                                     f"({self._reconciling})")
+            if decision.allowed and self._suspect:
+                return False, Guard.TRADING_STATE, ("no new entries while a difference with the exchange is being "
+                                                    f"confirmed: {self._suspect[0]}")
             return decision.allowed, decision.guard, decision.reason
         decision = self.risk.check_exit(strategy=intent.strategy, symbol=intent.symbol, now_ms=now)
         return decision.allowed, decision.guard, decision.reason
@@ -1246,6 +1262,11 @@ class ExecutionCore:
             if kind is _Timer.RETRY:
                 commands.extend(self._retry_due(key, now))
                 continue
+            if kind is _Timer.RECONCILE:
+                if key == PERIODIC:
+                    self._periodic_scheduled = False
+                commands.extend(self._begin_reconcile(key, now))
+                continue
             tracked = self.orders.get(key)
             if tracked is None or tracked.in_flight:
                 continue
@@ -1323,9 +1344,11 @@ class ExecutionCore:
         for order in plan.foreign_orders:
             self._attribution.setdefault(order.client_order_id, ("", OrderPurpose.EXTERNAL))
             commands.append(PersistOrder(order, False, now))
+            if self.policy.cancel_foreign_orders:
+                commands.append(CancelOrder(order.symbol, order.client_order_id, False,
+                                            "placed by someone else (cancel_foreign_orders)"))
         for order in plan.adopted_orders:
-            self._attribution.setdefault(order.client_order_id, ("", OrderPurpose.EXTERNAL))
-            self._known_ids.add(order.client_order_id)
+            self._adopt(order, now)
             commands.append(PersistOrder(order, False, now))
         for fill in plan.missing_fills:
             commands.extend(self._apply_fill(fill, now))
@@ -1350,16 +1373,43 @@ class ExecutionCore:
             commands.append(Notice(Level.WARNING, "reconciliation", {"detail": line}))
         for line in plan.problems:
             commands.append(Notice(Level.ERROR, "unexplained difference with the exchange", {"detail": line}))
+        confirming = bool(self._suspect)
+        self._suspect = []
         if plan.problems and not snapshot.fresh_account:
-            commands.extend(self._halt("reconciliation found differences it cannot explain: "
-                                       + "; ".join(plan.problems[:5])))
+            if confirming:
+                commands.extend(self._halt("reconciliation found differences it cannot explain: "
+                                           + "; ".join(plan.problems[:5])))
+            else:
+                self._suspect = list(plan.problems)
+                self._schedule(now + self.policy.confirm_difference_ms, _Timer.RECONCILE,
+                               "confirming a difference")
         commands.append(Notice(Level.INFO, "reconciliation finished", {
             "reason": reason, "fixed": len(plan.fixed), "problems": len(plan.problems)}))
         self.last_reconcile = plan
         if self._reconcile_again is not None:
             again, self._reconcile_again = self._reconcile_again, None
             commands.extend(self._begin_reconcile(again, now))
+        elif self.policy.reconcile_every_ms and not self._periodic_scheduled:
+            self._periodic_scheduled = True
+            self._schedule(now + self.policy.reconcile_every_ms, _Timer.RECONCILE, PERIODIC)
         return commands
+
+    def _adopt(self, order: Order, now: int) -> None:
+        """An open order with our id that the database lacks: tracked again, with its strategy when the id's tag
+        names exactly one configured strategy."""
+        cid = order.client_order_id
+        tag = cid.split("-", 1)[0][:-4]
+        candidates = {strategy for strategy, _ in self.settings if _strategy_tag(strategy) == tag}
+        strategy = candidates.pop() if len(candidates) == 1 else ""
+        purpose = OrderPurpose.STOP_LOSS if cid.endswith("-sl") else OrderPurpose.TAKE_PROFIT if cid.endswith(
+            "-tp") else OrderPurpose.EXIT if order.reduce_only else OrderPurpose.ENTRY
+        intent = OrderIntent(cid, order.symbol, order.side, order.order_type, order.quantity, order.price or None,
+                             order.time_in_force, order.position_side, order.reduce_only, order.close_position,
+                             order.stop_price or None, order.working_type, strategy, 0, purpose)
+        tracked = TrackedOrder(intent, is_algo=False, create_time=order.create_time or now,
+                               intent_state=IntentState.ACKNOWLEDGED, status=order.status, order_id=order.order_id,
+                               executed=order.executed_quantity, first_sent=order.create_time or now)
+        self._track(tracked)
 
     def _abandon(self, key: PositionKey, now: int) -> list[Command]:
         """A fresh simulated account does not hold what an earlier run left: close the books on it."""
@@ -1385,6 +1435,11 @@ class ExecutionCore:
             if entry:
                 commands.extend(self._protect(key, trip, entry, now))
         return commands
+
+
+def _strategy_tag(strategy: str) -> str:
+    """The letters of a strategy's name its client order ids start with (see executor/ids.py)."""
+    return "".join(c for c in strategy.lower() if c.isascii() and c.isalnum())[:4]
 
 
 def _order_from_intent(tracked: TrackedOrder, status: OrderStatus, now: int) -> Order:

@@ -263,6 +263,8 @@ class SyncApplier:
             self.on_notice(notice)
         for request in requests:
             result = run_sync(execute(request, self.gateway, self.now, fresh_account=self.fresh_account))
+            if isinstance(request, Reconcile):
+                self.fresh_account = False  # only the start-up reconciliation can meet a fresh account
             if self.on_command is not None:
                 self.on_command(request)
             self._queue.append(result)

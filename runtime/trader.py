@@ -166,6 +166,13 @@ def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
     return result
 
 
+def execution_policy(config: AppConfig) -> ExecutionPolicy:
+    """The order path's timing rules and reconciliation choices, from the settings."""
+    settings = config.settings
+    return ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000,
+                           cancel_foreign_orders=settings.foreign_orders.value == "cancel")
+
+
 def risk_limits(config: AppConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
     defaults = RiskLimits(**config.risk.defaults.model_dump())
     overrides = {name: RiskLimits(**config.risk.limits_for(name).model_dump()) for name in config.risk.overrides}
@@ -227,7 +234,7 @@ class SimTrader:
         self.core = ExecutionCore(
             risk=self.risk, filters=self.filters, settings=execution_settings(config),
             position_mode=self.position_mode, seed=load_seed(self.repository),
-            policy=policy or ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000),
+            policy=policy or execution_policy(config),
             leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},
         )
         self.journal = RepositoryJournal(self.repository)
@@ -411,6 +418,9 @@ class SimTrader:
                                              "position_mode": self.position_mode.value})
         try:
             warmup = self._warm_up()
+            first = warmup[0][0].open_time if warmup else self._first_open_time()
+            if first is not None:  # the account starts where the data does (a new one's clock is still at 0)
+                self._set_time(first - 1)
             self._configure_exchange()
             self._reconcile_at_start()
             self._warming = True
@@ -469,6 +479,16 @@ class SimTrader:
             self.take_operator_changes()
         if close // HOUR_MS != self._last_snapshot_hour:
             self._record_account_snapshot()
+
+    def _first_open_time(self) -> int | None:
+        heads = []
+        for symbol, stream in self.source.streams.items():
+            iterator = iter(stream)
+            head = next(iterator, None)
+            if head is not None:
+                self.source.streams[symbol] = _prepend(head, iterator)
+                heads.append(head.open_time)
+        return min(heads, default=None)
 
     def _set_time(self, now: int) -> None:
         self.clock.set(max(self.clock.now_ms(), now))

@@ -146,17 +146,19 @@ def test_risk_clear_reaches_a_running_bot_within_seconds(env, tmp_path) -> None:
         for record in engine.drain_state_changes():
             persist_risk_record(repository, record)
     running = RunningMain(["run", "--days", "30", "--speed", "300"], env, tmp_path / "stderr.txt")
-    running.wait_for_line(READY_LINE, timeout=90)
-    cleared = run_main(["risk", "clear", "strategy:ema_crossover"], env)
-    assert cleared.returncode == 0, cleared.stderr
-    log = tmp_path / "logs" / "trader.log"
-    deadline = time.monotonic() + 20
-    taken = []
-    while time.monotonic() < deadline and not taken:
-        time.sleep(0.2)
-        taken = [json.loads(line) for line in log.read_text().splitlines()
-                 if '"operator changed a trading state"' in line]
-    running.process.send_signal(signal.SIGINT)
+    try:
+        running.wait_for_line(READY_LINE, timeout=90)
+        cleared = run_main(["risk", "clear", "strategy:ema_crossover"], env)
+        assert cleared.returncode == 0, cleared.stderr
+        log = tmp_path / "logs" / "trader.log"
+        deadline = time.monotonic() + 20
+        taken = []
+        while time.monotonic() < deadline and not taken:
+            time.sleep(0.2)
+            taken = [json.loads(line) for line in log.read_text().splitlines()
+                     if '"operator changed a trading state"' in line]
+    finally:
+        running.process.send_signal(signal.SIGINT)
     code, stdout, stderr = running.finish(timeout=60)
     assert code == 0, stderr[-2000:]
     assert taken and taken[0]["scope"] == "strategy:ema_crossover" and taken[0]["state"] == "ACTIVE"
@@ -169,9 +171,11 @@ def test_a_run_killed_hard_comes_back_with_nothing_lost_or_doubled(env, tmp_path
     from database.repository import Repository
 
     running = RunningMain(["run", "--days", "30", "--speed", "600"], env, tmp_path / "stderr.txt")
-    running.wait_for_line(READY_LINE, timeout=90)
-    time.sleep(4)  # a few hundred minutes of trading
-    running.process.kill()
+    try:
+        running.wait_for_line(READY_LINE, timeout=90)
+        time.sleep(4)  # a few hundred minutes of trading
+    finally:
+        running.process.kill()
     running.finish(timeout=30)
     again = run_main(["run", "--days", "0.3"], env)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -504,6 +504,11 @@ def test_an_unexplained_position_halts(db_file) -> None:
     first.exchange.user_trades("BTCUSDT")
     fresh_db = Harness(db_file.replace("trader.db", "other.db"), exchange=first.exchange, clock=first.clock)
     try:  # ... and the new database has no fills from before, so nothing explains it
+        assert fresh_db.risk.state("global").state.value == "ACTIVE"  # seen once: looked at again first ...
+        fresh_db.core.last_price["BTCUSDT"] = D("30000")
+        fresh_db.signal(SignalSide.LONG)  # ... and meanwhile no new entry goes out
+        assert fresh_db.core.stats.refused_by_risk == 1 and fresh_db.exchange_orders() == {1}
+        fresh_db.advance(6_000)  # the difference is still there 5 s later: halt
         state = fresh_db.risk.state("global")
         assert state.state.value == "HALTED" and "exchange holds 0.002" in state.reason
     finally:
@@ -719,3 +724,44 @@ def test_a_fill_that_collides_with_a_stored_one_but_differs_halts(harness: Harne
     assert harness.core.holdings[BTC].amount == D("0.010")
     state = harness.risk.state("global")
     assert state.state.value == "HALTED" and "collides with a stored fill" in state.reason
+
+
+def test_a_routine_reconciliation_runs_every_fifteen_minutes_and_repairs_what_the_stream_missed(harness) -> None:
+    harness.signal(SignalSide.LONG)
+    harness.exchange.new_order(symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.MARKET, quantity=D("0.010"),
+                               reduce_only=True, client_order_id="web_close")
+    harness.lose_user_events()  # the stream missed it, and no interruption was noticed
+    before = harness.core.stats.reconciliations
+    for _ in range(16):
+        harness.candle("30000")
+    assert harness.core.stats.reconciliations == before + 1
+    assert BTC not in harness.core.holdings and harness.risk.state("global").state.value == "ACTIVE"
+
+
+def test_foreign_orders_are_cancelled_when_the_policy_says_so(db_file) -> None:
+    first = Harness(db_file)
+    first.candle("30000")
+    first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.010"),
+                             price=D("29000.0"), time_in_force=TimeInForce.GTC, client_order_id="someone-else")
+    second = restart(first, policy=ExecutionPolicy(cancel_foreign_orders=True))
+    try:
+        assert second.exchange.open_orders("BTCUSDT") == []
+        assert second.repository.get_order("someone-else").status is OrderStatus.CANCELED
+    finally:
+        second.close()
+
+
+def test_an_order_with_our_id_missing_from_the_database_is_adopted_with_its_strategy(db_file) -> None:
+    first = Harness(db_file, strategies=[settings("alpha")])
+    first.candle("30000")
+    ours = "alph1a2b-BTCUSDT-1681948859-enb"
+    first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.010"),
+                             price=D("29000.0"), time_in_force=TimeInForce.GTC, client_order_id=ours)
+    second = restart(first)
+    try:
+        tracked = second.core.orders[ours]
+        assert tracked.intent.strategy == "alpha" and tracked.is_open
+        second.candle("28900", high="30000", low="28800", open_="29500")  # it fills: booked as alpha's entry
+        assert second.core.holdings[BTC].owner == "alpha"
+    finally:
+        second.close()

@@ -247,3 +247,12 @@ def test_an_operator_change_reaches_the_running_bot(config_for) -> None:
         assert trader.take_operator_changes() == 0  # taken once
     finally:
         trader.close()
+
+
+def test_foreign_orders_setting_reaches_the_policy(config_for, monkeypatch) -> None:
+    monkeypatch.setenv("FOREIGN_ORDERS", "cancel")
+    trader = SimTrader(config_for("foreign.db"), source=synthetic_source(["BTCUSDT"], days=0.01, warmup=10))
+    try:
+        assert trader.core.policy.cancel_foreign_orders is True
+    finally:
+        trader.close()

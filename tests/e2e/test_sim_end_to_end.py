@@ -225,9 +225,9 @@ def test_week_of_real_candles_on_sqlite(usdm_1m_dir, app_config, tmp_path) -> No
 
 @pytest.mark.shared_data
 @pytest.mark.postgres
-def test_two_days_of_real_candles_on_postgresql_in_hedge_mode(usdm_1m_dir, app_config, postgres_url) -> None:
+def test_a_day_of_real_candles_on_postgresql_in_hedge_mode(usdm_1m_dir, app_config, postgres_url) -> None:
     config = app_config(postgres_url, position_mode="HEDGE")
-    trader, summary = run_sim(config, [usdm_1m_dir / name for name in WEEK_FILES], minutes=2 * 1440)
+    trader, summary = run_sim(config, [usdm_1m_dir / name for name in WEEK_FILES], minutes=1440)
     try:
         audit_database(trader, config)
         sides = {f.position_side for f in trader.repository.all_fills()}
@@ -242,14 +242,14 @@ def test_two_days_of_real_candles_on_postgresql_in_hedge_mode(usdm_1m_dir, app_c
 @pytest.mark.shared_data
 def test_the_shipped_limits_keep_trading_through_real_data_and_still_stop_losing_streaks(
         usdm_1m_dir, app_config, tmp_path) -> None:
-    """Ten days of real 2023 BTCUSDT: every shipped strategy still trades in the last three days (a halt lifts after
+    """Six days of real 2023 BTCUSDT: every shipped strategy still trades in the last two days (a halt lifts after
     its cool-down), and losing streaks did halt them along the way."""
     config = app_config(f"sqlite:///{tmp_path / 'trader.db'}")
     trader, summary = run_sim(config, [usdm_1m_dir / "BTCUSDT_usdm_1m_2023-01-01_2023-03-09.csv"],
-                              minutes=10 * 1440)
+                              minutes=6 * 1440)
     try:
         trips = trader.repository.round_trips()
-        last_days = trader.clock.now_ms() - 3 * 86_400_000
+        last_days = trader.clock.now_ms() - 2 * 86_400_000
         for strategy in ("ema_crossover", "rsi_reversion", "donchian_breakout"):
             assert any(t.strategy == strategy and t.open_time >= last_days for t in trips), strategy
         counts = audit_database(trader, config)

@@ -137,6 +137,8 @@ def _url_checker(schemes: tuple[str, ...]) -> Callable[[Any], Any]:
 
 
 _MARKET_DATA_NAME = "MARKET_DATA"
+#: The exact MAINNET_CONFIRM value without which MODE=mainnet refuses to start (real money).
+MAINNET_CONFIRMATION = "I-UNDERSTAND-REAL-MONEY"
 SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret"})
 
 
@@ -186,6 +188,7 @@ class Settings(BaseSettings):
     binance_api_key: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
     binance_api_secret: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
     apikey_file: Path = DEFAULT_APIKEY_FILE
+    mainnet_confirm: Annotated[str | None, BeforeValidator(_empty_to_none)] = None
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
@@ -262,6 +265,11 @@ class Settings(BaseSettings):
         return self.endpoints.ws_private_url if self.endpoints else None
 
     @property
+    def mainnet_confirmed(self) -> bool:
+        """``MAINNET_CONFIRM`` carries the exact confirmation (``MODE=mainnet`` refuses to trade without it)."""
+        return self.mainnet_confirm == MAINNET_CONFIRMATION
+
+    @property
     def requires_api_keys(self) -> bool:
         return self.mode is not Mode.SIM
 
@@ -293,6 +301,7 @@ class Settings(BaseSettings):
             "BINANCE_API_KEY": mask_secret(self.binance_api_key, show_last=4),
             "BINANCE_API_SECRET": mask_secret(self.binance_api_secret),
             "APIKEY_FILE": str(self.apikey_file),
+            "MAINNET_CONFIRM": self.mainnet_confirm,
         }
 
 

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     mode: Annotated[Mode, one_of(Mode, case="lower")] = Mode.SIM
     recv_window_ms: Annotated[int, number_in_range("int", minimum=1, maximum=60000)] = 5000
     ws_max_backoff_sec: Annotated[float, number_in_range("float", above=0, maximum=3600)] = 60.0
+    ws_silence_sec: Annotated[float, number_in_range("float", above=0, maximum=3600)] = 10.0
+    rest_timeout_sec: Annotated[float, number_in_range("float", above=0, maximum=300)] = 10.0
+    exchange_info_refresh_sec: Annotated[float, number_in_range("float", above=0, maximum=86400)] = 900.0
     unknown_outcome_window_sec: Annotated[int, number_in_range("int", minimum=30, maximum=3600)] = 30
     foreign_orders: Annotated[ForeignOrders, one_of(ForeignOrders, case="lower")] = ForeignOrders.LEAVE
     db_url: Annotated[str, BeforeValidator(_check_database_url)] = "sqlite:///./database/trader.db"
@@ -281,6 +284,9 @@ class Settings(BaseSettings):
             "MODE": self.mode.value,
             "RECV_WINDOW_MS": self.recv_window_ms,
             "WS_MAX_BACKOFF_SEC": self.ws_max_backoff_sec,
+            "WS_SILENCE_SEC": self.ws_silence_sec,
+            "REST_TIMEOUT_SEC": self.rest_timeout_sec,
+            "EXCHANGE_INFO_REFRESH_SEC": self.exchange_info_refresh_sec,
             "UNKNOWN_OUTCOME_WINDOW_SEC": self.unknown_outcome_window_sec,
             "FOREIGN_ORDERS": self.foreign_orders.value,
             "DB_URL": mask_database_url(self.db_url),

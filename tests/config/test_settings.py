@@ -125,7 +125,8 @@ def test_sim_with_live_market_data_reads_the_public_mainnet_market_route(monkeyp
 
 def test_every_documented_setting_name_is_read() -> None:
     assert set(setting_names()) == {
-        "MODE", "RECV_WINDOW_MS", "WS_MAX_BACKOFF_SEC", "UNKNOWN_OUTCOME_WINDOW_SEC", "FOREIGN_ORDERS", "DB_URL", "LOG_LEVEL", "LOG_DIR",
+        "MODE", "RECV_WINDOW_MS", "WS_MAX_BACKOFF_SEC", "WS_SILENCE_SEC", "REST_TIMEOUT_SEC",
+        "EXCHANGE_INFO_REFRESH_SEC", "UNKNOWN_OUTCOME_WINDOW_SEC", "FOREIGN_ORDERS", "DB_URL", "LOG_LEVEL", "LOG_DIR",
         "LOG_FORMAT",
         "POSITION_MODE",
         "SYMBOLS_FILE", "STATUS_DIR", "HEARTBEAT_INTERVAL_SEC", "SIM_DATA", "SIM_SPEED", "SIM_START_BALANCE",

@@ -96,6 +96,10 @@ CONNECT_TIMEOUT_SEC = 30.0
 SHUTDOWN_TIMEOUT_SEC = 15.0
 
 
+#: Printed once trading has begun (tests and scripts wait for it before they send SIGINT / SIGTERM).
+LIVE_READY_LINE = "Trading. Ctrl-C stops: no new signals, in-flight requests resolve, streams close."
+
+
 class StartupError(Exception):
     """The live start cannot go on: the message is one line naming what and what to do."""
 
@@ -237,8 +241,9 @@ class LiveTrader:
             await self._start()
             if not self._stopping.is_set():
                 self._phase = "trading"
-                self.on_progress(f"Trading {', '.join(self.symbols)} on {self.config.settings.rest_base_url} "
+                self.on_progress(f"Started: {', '.join(self.symbols)} on {self.config.settings.rest_base_url} "
                                  f"({self.mode.value}).")
+                self.on_progress(LIVE_READY_LINE)
                 await self._stopping.wait()
         finally:
             await self._shutdown()

@@ -99,8 +99,8 @@ class RestClient:
                  rate_limiter: RateLimiter | None = None, session: aiohttp.ClientSession | None = None,
                  on_auth_error: Callable[[AuthError], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._signer = signer
+        self.api_key = api_key
+        self.signer = signer
         self.recv_window_ms = recv_window_ms
         self.timeout_sec = timeout_sec
         self.get_retries = get_retries
@@ -152,9 +152,9 @@ class RestClient:
         timeout = self.timeout_sec if timeout_sec is None else timeout_sec
         headers: dict[str, str] = {}
         if signed or api_key:
-            if not self._api_key:
+            if not self.api_key:
                 raise AuthError(-2014, "no API key configured for a call that needs one", 0)
-            headers["X-MBX-APIKEY"] = self._api_key
+            headers["X-MBX-APIKEY"] = self.api_key
         attempts = 0
         clock_retried = False
         while True:
@@ -188,11 +188,11 @@ class RestClient:
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
 
     def _signed_text(self, text: str) -> str:
-        if self._signer is None:
+        if self.signer is None:
             raise AuthError(-2014, "no API secret configured for a SIGNED call", 0)
         stamp = f"recvWindow={self.recv_window_ms}&timestamp={self.time_sync.now_ms()}"
         total = f"{text}&{stamp}" if text else stamp
-        return f"{total}&signature={self._signer.signature_param(total)}"
+        return f"{total}&signature={self.signer.signature_param(total)}"
 
     async def _send(self, method: str, path: str, query: str, body: str, headers: Mapping[str, str],
                     timeout: float) -> Any:

@@ -61,11 +61,57 @@ def _source(config: AppConfig, arguments: argparse.Namespace, speed: float) -> R
     return csv_source(data, speed=speed, symbols=[symbol.symbol for symbol in config.symbols])
 
 
+def command_live(config: AppConfig, arguments: argparse.Namespace) -> int:
+    """MODE=testnet / mainnet: check what can be checked here, then start the live shell."""
+    from runtime.live import LiveTrader, StartupError, startup_problem
+
+    settings = config.settings
+    sim_only = [flag for flag, given in (("--data", arguments.data), ("--speed", arguments.speed is not None),
+                                         ("--fresh-account", arguments.fresh_account)) if given]
+    if sim_only:
+        return fail(f"{', '.join(sim_only)}: only for MODE=sim (MODE={settings.mode.value} trades the exchange's "
+                    "live market); leave them out, or set MODE=sim.")
+    problem = startup_problem(config) or writable_folder_problem(settings.status_dir, "STATUS_DIR")
+    if problem:
+        return fail(f"cannot start live trading: {problem}")
+    try:
+        open_for_writing(settings.db_url).close()
+    except DatabaseUnavailable as error:
+        return fail(str(error))
+    try:
+        trader = LiveTrader(config, on_progress=lambda line: print(line, flush=True))
+    except (StartupError, ValueError) as error:
+        return fail(f"cannot start live trading: {error}")
+    except SQLAlchemyError as error:
+        return fail(explain(error, shown_url(settings.db_url)))
+    real = " (REAL MONEY)" if settings.mode.value == "mainnet" else ""
+    print(f"Live mode: {settings.mode.value}{real}. REST {settings.rest_base_url}, streams "
+          f"{settings.ws_market_url} and {settings.ws_private_url}; position mode {settings.position_mode.value}.",
+          flush=True)
+    for line in trader.blocked_scopes():
+        print(f"NOTE: {line}", flush=True)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, trader.stop)
+        summary = await trader.run()
+        report_suppressed()
+        print(summary.render(), flush=True)
+
+    try:
+        asyncio.run(run())
+    except StartupError as error:
+        return fail(f"cannot start live trading: {error}")
+    finally:
+        trader.close()
+    return 0
+
+
 def command_run(config: AppConfig, arguments: argparse.Namespace) -> int:
     settings = config.settings
     if settings.mode.value != "sim":
-        return fail(f"MODE={settings.mode.value}: live trading needs the Binance REST/WebSocket client, which is not "
-                    "built yet. Use MODE=sim (the default) for now.")
+        return command_live(config, arguments)
     if settings.market_data.value != "replay":
         return fail("MARKET_DATA=live in sim mode needs the Binance WebSocket client, which is not built yet. "
                     "Use MARKET_DATA=replay (the default).")

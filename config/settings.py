@@ -137,6 +137,8 @@ def _url_checker(schemes: tuple[str, ...]) -> Callable[[Any], Any]:
 
 
 _MARKET_DATA_NAME = "MARKET_DATA"
+#: The exact MAINNET_CONFIRM value without which MODE=mainnet refuses to start (real money).
+MAINNET_CONFIRMATION = "I-UNDERSTAND-REAL-MONEY"
 SECRET_FIELDS = frozenset({"binance_api_key", "binance_api_secret"})
 
 
@@ -160,6 +162,9 @@ class Settings(BaseSettings):
     mode: Annotated[Mode, one_of(Mode, case="lower")] = Mode.SIM
     recv_window_ms: Annotated[int, number_in_range("int", minimum=1, maximum=60000)] = 5000
     ws_max_backoff_sec: Annotated[float, number_in_range("float", above=0, maximum=3600)] = 60.0
+    ws_silence_sec: Annotated[float, number_in_range("float", above=0, maximum=3600)] = 10.0
+    rest_timeout_sec: Annotated[float, number_in_range("float", above=0, maximum=300)] = 10.0
+    exchange_info_refresh_sec: Annotated[float, number_in_range("float", above=0, maximum=86400)] = 900.0
     unknown_outcome_window_sec: Annotated[int, number_in_range("int", minimum=30, maximum=3600)] = 30
     foreign_orders: Annotated[ForeignOrders, one_of(ForeignOrders, case="lower")] = ForeignOrders.LEAVE
     db_url: Annotated[str, BeforeValidator(_check_database_url)] = "sqlite:///./database/trader.db"
@@ -186,6 +191,7 @@ class Settings(BaseSettings):
     binance_api_key: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
     binance_api_secret: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
     apikey_file: Path = DEFAULT_APIKEY_FILE
+    mainnet_confirm: Annotated[str | None, BeforeValidator(_empty_to_none)] = None
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
@@ -262,6 +268,11 @@ class Settings(BaseSettings):
         return self.endpoints.ws_private_url if self.endpoints else None
 
     @property
+    def mainnet_confirmed(self) -> bool:
+        """``MAINNET_CONFIRM`` carries the exact confirmation (``MODE=mainnet`` refuses to trade without it)."""
+        return self.mainnet_confirm == MAINNET_CONFIRMATION
+
+    @property
     def requires_api_keys(self) -> bool:
         return self.mode is not Mode.SIM
 
@@ -273,6 +284,9 @@ class Settings(BaseSettings):
             "MODE": self.mode.value,
             "RECV_WINDOW_MS": self.recv_window_ms,
             "WS_MAX_BACKOFF_SEC": self.ws_max_backoff_sec,
+            "WS_SILENCE_SEC": self.ws_silence_sec,
+            "REST_TIMEOUT_SEC": self.rest_timeout_sec,
+            "EXCHANGE_INFO_REFRESH_SEC": self.exchange_info_refresh_sec,
             "UNKNOWN_OUTCOME_WINDOW_SEC": self.unknown_outcome_window_sec,
             "FOREIGN_ORDERS": self.foreign_orders.value,
             "DB_URL": mask_database_url(self.db_url),
@@ -293,6 +307,7 @@ class Settings(BaseSettings):
             "BINANCE_API_KEY": mask_secret(self.binance_api_key, show_last=4),
             "BINANCE_API_SECRET": mask_secret(self.binance_api_secret),
             "APIKEY_FILE": str(self.apikey_file),
+            "MAINNET_CONFIRM": self.mainnet_confirm,
         }
 
 

@@ -28,6 +28,7 @@ from utils.domain import (
     Signal,
     SignalOutcome,
 )
+from utils.filters import SymbolFilters
 
 # ================================================================================================== results
 
@@ -168,6 +169,19 @@ class OperatorChange:
     time: int
 
 
+@dataclass(frozen=True, slots=True)
+class FiltersUpdate:
+    """exchangeInfo was read again: these symbols' filters and status apply from ``time`` on.
+
+    A symbol whose ``status`` is not ``TRADING`` gets no new entries (exits, stops and cancels still go out); a
+    configured symbol that left exchangeInfo is handed over with a status saying so. Symbols the core was not
+    configured with are ignored.
+    """
+
+    filters: tuple[SymbolFilters, ...]
+    time: int
+
+
 Input = (
     SignalInput
     | CandleInput
@@ -176,6 +190,7 @@ Input = (
     | Tick
     | StreamInterrupted
     | OperatorChange
+    | FiltersUpdate
     | SubmitResult
     | CancelResult
     | LookupResult

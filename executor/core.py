@@ -38,6 +38,7 @@ from executor.commands import (
     CandleInput,
     Command,
     ExchangeSnapshot,
+    FiltersUpdate,
     Input,
     Level,
     LookUpOrder,
@@ -102,6 +103,7 @@ WOULD_IMMEDIATELY_TRIGGER = -2021
 CLOSE_POSITION_EXISTS = -4130
 AUTH_ERRORS = frozenset({-1022, -2014, -2015})
 
+TRADING = "TRADING"  # the exchangeInfo status of a symbol that takes new orders
 PositionKey = tuple[str, PositionSide]
 PERIODIC = "periodic"  # the reason of the routine reconciliation while running
 FillDigest = tuple[int, Side, Decimal, Decimal]  # order id, side, price, quantity: what a trade id must mean
@@ -439,6 +441,8 @@ class ExecutionCore:
             return self.on_stream_interrupted(item.reason, item.time)
         if isinstance(item, OperatorChange):
             return self.on_operator_change(item)
+        if isinstance(item, FiltersUpdate):
+            return self.on_filters_update(item)
         raise TypeError(f"not an input of the execution core: {type(item).__name__}")
 
     def _advance(self, time: int) -> int:
@@ -471,6 +475,33 @@ class ExecutionCore:
         self.risk.drain_state_changes()  # it is already stored: nothing to persist
         return [Notice(Level.INFO, "operator changed a trading state", {
             "scope": change.record.scope, "state": change.record.state.value, "reason": change.record.reason})]
+
+    # ====================================================================================== exchangeInfo
+    def on_filters_update(self, update: FiltersUpdate) -> list[Command]:
+        """exchangeInfo read again: changed filters are used from now on; a symbol not TRADING takes no entries."""
+        self._advance(update.time)
+        commands: list[Command] = []
+        for new in update.filters:
+            old = self.filters.get(new.symbol)
+            if old is None or old == new:
+                continue
+            self.filters[new.symbol] = new
+            if old.status != new.status:
+                trading = new.status == TRADING
+                commands.append(Notice(Level.INFO if trading else Level.WARNING,
+                                       "symbol trading again: entries allowed" if trading
+                                       else "symbol not trading: no new entries",
+                                       {"symbol": new.symbol, "status": new.status, "was": old.status}))
+            changed = sorted(name for name in old.__dataclass_fields__
+                             if name != "status" and getattr(old, name) != getattr(new, name))
+            if changed:
+                commands.append(Notice(Level.INFO, "exchange filters changed; the new ones apply from now on", {
+                    "symbol": new.symbol, "changed": ", ".join(changed)}))
+        return commands
+
+    def symbols_not_trading(self) -> dict[str, str]:
+        """Configured symbols whose exchangeInfo status is not TRADING, with that status."""
+        return {symbol: f.status for symbol, f in sorted(self.filters.items()) if f.status != TRADING}
 
     # ============================================================================================= signals
     def on_signal(self, signal: Signal) -> list[Command]:
@@ -534,6 +565,10 @@ class ExecutionCore:
     # ============================================================================================== orders
     def _check_risk(self, intent: OrderIntent, now: int) -> tuple[bool, Guard | None, str]:
         if intent.purpose is OrderPurpose.ENTRY:
+            status = self.filters[intent.symbol].status
+            if status != TRADING:
+                return False, Guard.SYMBOL_STATUS, (f"{intent.symbol} is {status} on the exchange, not TRADING: "
+                                                    "no new entries")
             price = intent.price or self.last_price.get(intent.symbol) or ZERO
             decision = self.risk.check_entry(strategy=intent.strategy, symbol=intent.symbol,
                                              notional=intent.quantity * price,

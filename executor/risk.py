@@ -33,6 +33,7 @@ class Guard(StrEnum):
     MAX_NEW_POSITIONS = "max_new_positions"
     SYMBOL_EXPOSURE = "symbol_exposure"
     FUNDING_BLACKOUT = "funding_blackout"
+    SYMBOL_STATUS = "symbol_status"  # an entry refused because exchangeInfo says the symbol is not TRADING
     OPERATOR = "operator"  # set by halt() / set_reducing()
 
 

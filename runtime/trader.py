@@ -38,8 +38,8 @@ from executor.commands import (
     SubmitOrder,
     UserEventInput,
 )
-from executor.core import ExecutionPolicy
-from executor.risk import GLOBAL_SCOPE, format_time
+from executor.core import ExecutionCore, ExecutionPolicy
+from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, format_time
 from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
 from runtime.assembly import build_core, load_risk_state
@@ -150,6 +150,39 @@ class RunSummary:
         if self.stopped_early:
             lines.append("  (stopped before the end of the data)")
         return "\n".join(lines)
+
+
+def operator_changes(repository: Repository, risk: RiskEngine, scopes: list[str]) -> list[StateRecord]:
+    """Stored trading states that differ from the risk engine's: changed by an operator (``main.py risk clear``).
+
+    Only meaningful while the core is idle: its own changes are stored by then.
+    """
+    every = sorted(set(risk.states()) | set(scopes))
+    return [record for scope, record in load_risk_state(repository, every).items() if record != risk.state(scope)]
+
+
+def add_core_sections(hb: Heartbeat, core: ExecutionCore, risk: RiskEngine, runner: StrategyRunner) -> None:
+    """The heartbeat sections every shell shares: trading states, strategies, open orders, positions, account,
+    the executor's counters."""
+
+    def trading() -> dict[str, Any]:
+        states = risk.states()
+        return {scope: {"state": record.state.value, "reason": record.reason}
+                for scope, record in sorted(states.items())} or {GLOBAL_SCOPE: {"state": "ACTIVE", "reason": ""}}
+
+    hb.section("trading", trading)
+    hb.section("strategies", runner.status)
+    hb.section("open_orders", lambda: [
+        {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
+         "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
+         "status": t.status.value if t.status else t.intent_state.value}
+        for cid, t in core.open_orders_by_id().items()])
+    hb.section("positions", lambda: [
+        {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
+         "entry_price": str(core.entry_prices.get((s, side), ZERO))}
+        for (s, side), h in core.holdings.items() if h.amount])
+    hb.section("account", lambda: {"wallet_balance": str(core.wallet_balance), "equity": str(core.equity())})
+    hb.section("executor", core.stats.as_dict)
 
 
 class SimTrader:
@@ -286,13 +319,10 @@ class SimTrader:
         stored record that differs from the core's can only have been written by someone else.
         """
         self._operator_checked_wall = time.monotonic()
-        scopes = sorted(set(self.risk.states()) | set(self._risk_scopes))
-        changes = 0
-        for scope, record in load_risk_state(self.repository, scopes).items():
-            if record != self.risk.state(scope):
-                self.applier.feed(OperatorChange(record, self.clock.now_ms()))
-                changes += 1
-        return changes
+        changed = operator_changes(self.repository, self.risk, self._risk_scopes)
+        for record in changed:
+            self.applier.feed(OperatorChange(record, self.clock.now_ms()))
+        return len(changed)
 
     def save_account(self) -> None:
         """Store the simulated exchange's state (between minutes, when every consumer is idle)."""
@@ -567,20 +597,7 @@ class SimTrader:
                                            "pending_events": self.gateway.pending_events + len(self._user_events)})
         hb.section("database", self._database_status)
         hb.section("bus", self.bus.stats)
-        hb.section("trading", self._trading_status)
-        hb.section("strategies", self.runner.status)
-        hb.section("open_orders", lambda: [
-            {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
-             "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
-             "status": t.status.value if t.status else "PENDING"}
-            for cid, t in self.core.open_orders_by_id().items()])
-        hb.section("positions", lambda: [
-            {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
-             "entry_price": str(self.core.entry_prices.get((s, side), ZERO))}
-            for (s, side), h in self.core.holdings.items() if h.amount])
-        hb.section("account", lambda: {"wallet_balance": str(self.core.wallet_balance),
-                                       "equity": str(self.core.equity())})
-        hb.section("executor", self.core.stats.as_dict)
+        add_core_sections(hb, self.core, self.risk, self.runner)
 
     def _feed_status(self) -> dict[str, Any]:
         age = None if self._last_message_wall is None else round(time.monotonic() - self._last_message_wall, 3)
@@ -593,11 +610,6 @@ class SimTrader:
         return {"url": url, "backend": self.repository.engine.dialect.name,
                 "state": "error" if self._database_error else "ok", "error": self._database_error,
                 "pending_candles": len(self._pending_candles)}
-
-    def _trading_status(self) -> dict[str, Any]:
-        states = self.risk.states()
-        return {scope: {"state": record.state.value, "reason": record.reason}
-                for scope, record in sorted(states.items())} or {GLOBAL_SCOPE: {"state": "ACTIVE", "reason": ""}}
 
     # ------------------------------------------------------------------------------------------- summary
     def summary(self, stopped_early: bool) -> RunSummary:

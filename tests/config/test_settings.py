@@ -125,12 +125,13 @@ def test_sim_with_live_market_data_reads_the_public_mainnet_market_route(monkeyp
 
 def test_every_documented_setting_name_is_read() -> None:
     assert set(setting_names()) == {
-        "MODE", "RECV_WINDOW_MS", "WS_MAX_BACKOFF_SEC", "UNKNOWN_OUTCOME_WINDOW_SEC", "FOREIGN_ORDERS", "DB_URL", "LOG_LEVEL", "LOG_DIR",
+        "MODE", "RECV_WINDOW_MS", "WS_MAX_BACKOFF_SEC", "WS_SILENCE_SEC", "REST_TIMEOUT_SEC",
+        "EXCHANGE_INFO_REFRESH_SEC", "UNKNOWN_OUTCOME_WINDOW_SEC", "FOREIGN_ORDERS", "DB_URL", "LOG_LEVEL", "LOG_DIR",
         "LOG_FORMAT",
         "POSITION_MODE",
         "SYMBOLS_FILE", "STATUS_DIR", "HEARTBEAT_INTERVAL_SEC", "SIM_DATA", "SIM_SPEED", "SIM_START_BALANCE",
         "MARKET_DATA", "REST_BASE_URL", "WS_MARKET_URL", "WS_PRIVATE_URL", "BINANCE_API_KEY", "BINANCE_API_SECRET",
-        "APIKEY_FILE",
+        "APIKEY_FILE", "MAINNET_CONFIRM",
     }  # fmt: skip
 
 
@@ -291,3 +292,13 @@ def test_a_bad_database_url_does_not_echo_its_password(monkeypatch: pytest.Monke
     monkeypatch.setenv("DB_URL", "mysql://user:secret-password@host/db")
     message = str(load_error())
     assert "secret-password" not in message and "mysql://user:****@host/db" in message
+
+
+def test_mainnet_is_confirmed_only_by_the_exact_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODE", "mainnet")
+    assert not Settings(_env_file=None).mainnet_confirmed
+    for almost in ("yes", "i-understand-real-money", " I-UNDERSTAND-REAL-MONEY!"):
+        monkeypatch.setenv("MAINNET_CONFIRM", almost)
+        assert not Settings(_env_file=None).mainnet_confirmed
+    monkeypatch.setenv("MAINNET_CONFIRM", "I-UNDERSTAND-REAL-MONEY")
+    assert Settings(_env_file=None).mainnet_confirmed

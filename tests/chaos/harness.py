@@ -24,6 +24,8 @@ asked).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import signal
@@ -31,7 +33,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,6 +46,7 @@ from marketdata.synthetic import synthetic_candles
 from runtime.chaos import ENV as CHAOS_ENV
 from runtime.live import LIVE_READY_LINE
 from simulator.server.order_log import read_order_log
+from tests.main_process import BYTECODE_CACHE
 from tests.sim_server import BinanceTestClient
 from utils.klines_csv import write_klines_csv
 
@@ -52,6 +57,17 @@ ADMIN_TOKEN = "chaos-admin"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 START_MS = 1_681_948_800_000  # 2023-04-20 00:00 UTC
 KILL_POINTS = ("intent_persisted", "request_answered", "fill_received", "reconcile_read")
+#: Faults switched on during a cycle, through the server's admin endpoint (docs/simulator.md).
+FAULTS: tuple[dict[str, Any], ...] = (
+    {"fault": "drop_connections", "route": "market"},
+    {"fault": "drop_connections", "route": "private"},
+    {"fault": "expire_listen_key", "apiKey": API_KEY},
+    {"fault": "unknown_error", "count": 1, "executed": True, "method": "POST", "path": "/fapi/v1/order"},
+    {"fault": "unknown_error", "count": 1, "executed": False, "method": "POST", "path": "/fapi/v1/order"},
+    {"fault": "time_out", "count": 1, "executed": True, "method": "POST", "path": "/fapi/v1/order", "holdMs": 3000},
+    {"fault": "service_unavailable", "count": 2, "method": "POST"},
+    {"fault": "restart_server"},  # not a switch: the harness stops the server and starts it again
+)
 
 CONFIG = """
 [risk]
@@ -99,6 +115,7 @@ class Cycle:
     how: str  # "outside after 1.23 s" or "inside at fill_received:2"
     exit_code: int | None
     seconds: float
+    fault: str = ""  # the fault switched on during the cycle, if any
 
 
 @dataclass
@@ -135,7 +152,7 @@ class Comparison:
 
 
 class ChaosRun:
-    def __init__(self, folder: Path, *, seed: int, minutes: int = 600, speed: float = 60.0) -> None:
+    def __init__(self, folder: Path, *, seed: int, minutes: int = 1500, speed: float = 180.0) -> None:
         self.folder = folder
         self.seed = seed
         self.rng = random.Random(seed)
@@ -167,7 +184,8 @@ class ChaosRun:
                    str(self.folder / "orders-received.jsonl"), "--admin-token", ADMIN_TOKEN, "--history", "30"]
         log = open(self.folder / "server.log", "a", encoding="utf-8")  # noqa: SIM115 - the child holds it
         self.server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log, text=True,
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                            "PYTHONPYCACHEPREFIX": str(BYTECODE_CACHE)})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -175,7 +193,8 @@ class ChaosRun:
                     return
             except OSError:
                 if self.server.poll() is not None:
-                    raise RuntimeError(f"the simulator server exited: {(self.folder / 'server.log').read_text()}")
+                    log_text = (self.folder / "server.log").read_text()
+                    raise RuntimeError(f"the simulator server exited: {log_text}") from None
                 time.sleep(0.1)
         raise RuntimeError("the simulator server did not start within 30 s")
 
@@ -194,13 +213,15 @@ class ChaosRun:
         from config.settings import setting_names
 
         names = set(setting_names())
-        env = {key: value for key, value in os.environ.items() if key.upper() not in names and key != CHAOS_ENV}
+        env = {key: value for key, value in os.environ.items()
+               if key.upper() not in names and key not in (CHAOS_ENV, "PYTHONDONTWRITEBYTECODE")}
         env.update({
             "MODE": "testnet", "REST_BASE_URL": self.rest_url, "WS_MARKET_URL": f"ws://127.0.0.1:{self.port}/market",
             "WS_PRIVATE_URL": f"ws://127.0.0.1:{self.port}/private", "APIKEY_FILE": str(self.folder / ".apikey"),
             "SYMBOLS_FILE": str(self.folder / "symbols.toml"), "DB_URL": f"sqlite:///{self.folder / 'bot.db'}",
             "STATUS_DIR": str(self.folder / "status"), "LOG_DIR": str(self.folder / "logs"),
             "HEARTBEAT_INTERVAL_SEC": "1", "PYTHONUNBUFFERED": "1", "UNKNOWN_OUTCOME_WINDOW_SEC": "30",
+            "PYTHONPYCACHEPREFIX": str(BYTECODE_CACHE),  # compiled once, not at every one of the starts
         })
         if kill_at is not None:
             env[CHAOS_ENV] = kill_at
@@ -214,21 +235,46 @@ class ChaosRun:
                                 cwd=REPO, env=self.bot_environment(kill_at), stdout=out, stderr=subprocess.STDOUT,
                                 text=True)
 
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(self.rest_url + path, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"X-Admin-Token": ADMIN_TOKEN, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def _fault_later(self, fault: dict[str, Any], after: float) -> threading.Thread:
+        def switch_on() -> None:
+            time.sleep(after)
+            if fault["fault"] == "restart_server":
+                self.stop_server()
+                self.start_server()
+            else:
+                with contextlib.suppress(OSError):  # the server was restarting: the fault is simply missed
+                    self.admin("POST", "/admin/faults", fault)
+
+        thread = threading.Thread(target=switch_on, daemon=True)
+        thread.start()
+        return thread
+
     def cycle(self) -> Cycle:
-        """One start and one SIGKILL: from inside at a named moment, or from outside after a random delay."""
+        """One start and one SIGKILL: from inside at a named moment, or from outside after a random delay; in
+        some cycles a fault (a dropped stream, an expired listenKey, a 503 or timeout on an order, the server
+        restarted) is switched on while the bot runs."""
         started = time.monotonic()
+        fault = self.rng.choice(FAULTS) if self.rng.random() < 0.4 else None
+        switcher = self._fault_later(fault, self.rng.uniform(1.0, 3.0)) if fault is not None else None
         if self.rng.random() < 0.5:
             point = self.rng.choice(KILL_POINTS)
             nth = self.rng.randint(1, 4 if point != "reconcile_read" else 2)
             how = f"inside at {point}:{nth}"
             bot = self._bot(f"{point}:{nth}")
             try:
-                code: int | None = bot.wait(timeout=8)
+                code: int | None = bot.wait(timeout=6)
             except subprocess.TimeoutExpired:  # the point was not reached in time: kill from outside
                 bot.kill()
                 bot.wait()
                 code = None
-                how += " (not reached in 8 s; killed from outside)"
+                how += " (not reached in 6 s; killed from outside)"
         else:
             delay = self.rng.uniform(0.3, 5.0)
             how = f"outside after {delay:.2f} s"
@@ -240,7 +286,12 @@ class ChaosRun:
                 bot.kill()
                 bot.wait()
                 code = None
-        done = Cycle(how, code, time.monotonic() - started)
+        if switcher is not None:
+            switcher.join()
+            with contextlib.suppress(OSError):
+                self.admin("DELETE", "/admin/faults")  # a fault the bot never met does not leak into the next cycle
+        described = "" if fault is None else ",".join(f"{k}={v}" for k, v in fault.items() if k != "apiKey")
+        done = Cycle(how, code, time.monotonic() - started, described)
         self.cycles.append(done)
         return done
 

@@ -256,41 +256,66 @@ class ChaosRun:
         thread.start()
         return thread
 
+    def _ready(self, bot: subprocess.Popen[str], timeout: float) -> bool:
+        """Wait until this start of the bot says it trades (``True``), or it exits or ``timeout`` passes."""
+        log = self.folder / "bot.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and bot.poll() is None:
+            text = log.read_text(encoding="utf-8", errors="replace")
+            if LIVE_READY_LINE in text[text.rfind("===== start"):]:
+                return True
+            time.sleep(0.05)
+        return False
+
+    @staticmethod
+    def _kill(bot: subprocess.Popen[str], within: float) -> int | None:
+        """The bot's exit code if it ends within ``within`` seconds (by its own kill point, say), else SIGKILL."""
+        try:
+            return bot.wait(timeout=max(within, 0.01))
+        except subprocess.TimeoutExpired:
+            bot.kill()
+            bot.wait()
+            return None
+
     def cycle(self) -> Cycle:
-        """One start and one SIGKILL: from inside at a named moment, or from outside after a random delay; in
-        some cycles a fault (a dropped stream, an expired listenKey, a 503 or timeout on an order, the server
-        restarted) is switched on while the bot runs."""
+        """One start and one SIGKILL: from inside at a named moment, or from outside (during start-up or while
+        trading, after a random delay); in some cycles a fault (a dropped stream, an expired listenKey, a 503 or
+        timeout on an order, the server restarted) is switched on while the bot trades."""
         started = time.monotonic()
         fault = self.rng.choice(FAULTS) if self.rng.random() < 0.4 else None
-        switcher = self._fault_later(fault, self.rng.uniform(1.0, 3.0)) if fault is not None else None
-        if self.rng.random() < 0.5:
-            point = self.rng.choice(KILL_POINTS)
-            nth = self.rng.randint(1, 4 if point != "reconcile_read" else 2)
-            how = f"inside at {point}:{nth}"
-            bot = self._bot(f"{point}:{nth}")
-            try:
-                code: int | None = bot.wait(timeout=6)
-            except subprocess.TimeoutExpired:  # the point was not reached in time: kill from outside
-                bot.kill()
-                bot.wait()
-                code = None
-                how += " (not reached in 6 s; killed from outside)"
+        inside = self.rng.random() < 0.5
+        during_start = not inside and self.rng.random() < 0.3
+        point = self.rng.choice(KILL_POINTS)
+        nth = self.rng.randint(1, 4 if point != "reconcile_read" else 2)
+        delay = self.rng.uniform(0.2, 2.0) if during_start else self.rng.uniform(0.2, 4.0)
+        fault_after = self.rng.uniform(0.2, 2.0)
+        bot = self._bot(f"{point}:{nth}" if inside else None)
+        switcher = None
+        if during_start:
+            how = f"outside {delay:.2f} s after the start"
+            code = self._kill(bot, delay)
         else:
-            delay = self.rng.uniform(0.3, 5.0)
-            how = f"outside after {delay:.2f} s"
-            bot = self._bot()
-            try:
-                code = bot.wait(timeout=delay)
-                how += " (it had exited on its own)"
-            except subprocess.TimeoutExpired:
-                bot.kill()
-                bot.wait()
-                code = None
+            ready = self._ready(bot, 30)
+            if fault is not None and ready:
+                switcher = self._fault_later(fault, fault_after)
+            if inside:
+                how = f"inside at {point}:{nth}"
+                code = self._kill(bot, 6)
+                if code is None:
+                    how += " (not reached within 6 s of trading; killed from outside)"
+            else:
+                how = f"outside {delay:.2f} s into trading"
+                code = self._kill(bot, delay)
+            if not ready:
+                how += " (it never got to trading)"
+        if code is not None and code != -9:
+            how += f" (it exited on its own with {code})"
         if switcher is not None:
             switcher.join()
             with contextlib.suppress(OSError):
                 self.admin("DELETE", "/admin/faults")  # a fault the bot never met does not leak into the next cycle
-        described = "" if fault is None else ",".join(f"{k}={v}" for k, v in fault.items() if k != "apiKey")
+        described = "" if switcher is None or fault is None else ",".join(
+            f"{k}={v}" for k, v in fault.items() if k != "apiKey")
         done = Cycle(how, code, time.monotonic() - started, described)
         self.cycles.append(done)
         return done

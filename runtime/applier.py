@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
@@ -41,6 +42,7 @@ from executor.commands import (
     ReadPositions,
     Reconcile,
     ReconcileSnapshot,
+    SignalInput,
     SubmitAlgoOrder,
     SubmitOrder,
     SubmitResult,
@@ -52,6 +54,10 @@ from executor.gateway import ExchangeGateway, fills_since
 from runtime import chaos
 from utils.binance_parse import OrderUpdate, UserEvent
 from utils.errors import BinanceError, OutcomeUnknownError
+
+#: Retrying a journal write the database refused: first after this many seconds, doubling up to the maximum.
+DATABASE_RETRY_FIRST_SEC = 0.5
+DATABASE_RETRY_MAX_SEC = 10.0
 
 log = logging.getLogger("runtime.applier")
 
@@ -310,9 +316,23 @@ class AsyncApplier:
         self._timer_due: int | None = None
         self._pending = 0  # inputs queued or being handled
         self.error: BaseException | None = None
+        #: Why the last journal write failed, while it is being retried (``None``: the database is fine).
+        self.database_error: str | None = None
+        self.database_down_since: float | None = None  # monotonic
+        self.database_outages = 0
+        self.signals_dropped = 0
 
     def submit(self, item: Input) -> None:
-        """Queue an input for the core (from any task of the loop)."""
+        """Queue an input for the core (from any task of the loop).
+
+        While the database is unavailable, new signals are dropped (logged): the bot does not open positions on
+        state it cannot persist. Everything else (answers, user events, candles, timers) waits its turn.
+        """
+        if self.database_error is not None and isinstance(item, SignalInput):
+            self.signals_dropped += 1
+            log.warning("signal dropped: the database is unavailable", extra={
+                "strategy": item.signal.strategy, "symbol": item.signal.symbol, "side": item.signal.side.value})
+            return
         self._pending += 1
         self._idle.clear()
         self.inputs.put_nowait(item)
@@ -366,7 +386,7 @@ class AsyncApplier:
     async def _carry_out(self, commands: list[Command]) -> None:
         persists, requests, notices = _split(commands)
         if persists:
-            self.journal.apply(persists)
+            await self._persist(persists)
         for notice in notices:
             self.on_notice(notice)
         if requests:
@@ -381,6 +401,39 @@ class AsyncApplier:
             for command in (*persists, *requests):
                 self.on_command(command)
         self._arm_timer()
+
+    async def _persist(self, persists: list[PersistCommand]) -> None:
+        """Write a batch; while the database refuses, try again (0.5 s, doubling to 10 s) and hold everything
+        after it: none of the batch's requests leaves before its intents are stored."""
+        delay = DATABASE_RETRY_FIRST_SEC
+        while True:
+            try:
+                self.journal.apply(persists)
+            except Exception as exc:  # noqa: BLE001 - any failure of the database: wait and try again
+                if self.database_error is None:
+                    self.database_outages += 1
+                    self.database_down_since = time.monotonic()
+                    log.error("database unavailable: the batch is held (nothing of it is sent) and new signals "
+                              "are dropped until it is written", extra={"error": f"{type(exc).__name__}: {exc}"})
+                self.database_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DATABASE_RETRY_MAX_SEC)
+                continue
+            if self.database_error is not None:
+                down = time.monotonic() - (self.database_down_since or time.monotonic())
+                log.warning("database available again; the held batch is written and trading goes on",
+                            extra={"down_sec": round(down, 1), "signals_dropped": self.signals_dropped})
+                self.database_error = None
+                self.database_down_since = None
+            return
+
+    def database_status(self) -> dict[str, Any]:
+        """For the heartbeat: is the database taking the core's writes?"""
+        if self.database_error is None:
+            return {"state": "ok", "outages": self.database_outages, "signals_dropped": self.signals_dropped}
+        return {"state": "unavailable", "error": self.database_error, "outages": self.database_outages,
+                "down_sec": round(time.monotonic() - (self.database_down_since or time.monotonic()), 1),
+                "signals_dropped": self.signals_dropped}
 
     async def _requests_in_order(self, commands: list[ExchangeCommand]) -> None:
         for command in commands:

@@ -671,9 +671,15 @@ class LiveTrader:
 
     def _database_status(self) -> dict[str, Any]:
         url = self.repository.engine.url.render_as_string(hide_password=True)
-        error = self._database_error or (repr(self.applier.error) if self.applier and self.applier.error else None)
-        return {"url": url, "backend": self.repository.engine.dialect.name, "state": "error" if error else "ok",
-                "error": error, "pending_candles": len(self._pending_candles)}
+        journal = self.applier.database_status() if self.applier is not None else {"state": "ok"}
+        error = (journal.get("error") or self._database_error
+                 or (repr(self.applier.error) if self.applier and self.applier.error else None))
+        state = "unavailable" if journal["state"] == "unavailable" else "error" if error else "ok"
+        return {"url": url, "backend": self.repository.engine.dialect.name, "state": state, "error": error,
+                "trading": "held: nothing is sent until the database takes the core's writes again"
+                if state == "unavailable" else "normal",
+                "outages": journal.get("outages", 0), "signals_dropped": journal.get("signals_dropped", 0),
+                "down_sec": journal.get("down_sec"), "pending_candles": len(self._pending_candles)}
 
 
 def _rounded(value: float | None) -> float | None:

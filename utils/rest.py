@@ -1,8 +1,8 @@
 """The bot's Binance REST client (aiohttp): exact decimal parameters, signing with the server-time offset, per-call
 timeouts, rate-limit pools, and errors classified for the caller (``utils/errors.py``).
 
-Retries: a GET (and any request that provably never left: connection refused) is retried up to ``get_retries``
-times; a -1021 is retried once, for every method, after re-measuring the time offset (the request was refused,
+Retries: a GET that timed out or got a 5xx (and any request that provably never left: connection refused) is
+retried up to ``get_retries`` times; a -1021 is retried once, for every method, after re-measuring the time offset (the request was refused,
 so nothing executed). Anything else that is not a GET is never retried here: a POST that timed out or got a 5xx
 "Unknown error" may have executed, and only the caller can look it up (by clientOrderId) before sending again.
 """
@@ -132,7 +132,8 @@ class RestClient:
 
     # --------------------------------------------------------------------------------------------- calls
     async def server_time(self) -> int:
-        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, never waits for the rate limiter)."""
+        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, first in the rate-limit queue)."""
+        await self.rate_limiter.acquire(1, 0, Priority.EXIT)
         body = await self._send("GET", "/fapi/v1/time", "", "", {}, self.timeout_sec)
         try:
             return int(body["serverTime"])
@@ -183,7 +184,7 @@ class RestClient:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
             except BinanceError as exc:
-                if method != "GET" or not exc.outcome_unknown or attempts > self.get_retries:
+                if method != "GET" or exc.http_status < 500 or attempts > self.get_retries:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
 

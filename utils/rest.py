@@ -2,9 +2,10 @@
 timeouts, rate-limit pools, and errors classified for the caller (``utils/errors.py``).
 
 Retries: a GET that timed out or got a 5xx (and any request that provably never left: connection refused) is
-retried up to ``get_retries`` times; a -1021 is retried once, for every method, after re-measuring the time offset (the request was refused,
-so nothing executed). Anything else that is not a GET is never retried here: a POST that timed out or got a 5xx
-"Unknown error" may have executed, and only the caller can look it up (by clientOrderId) before sending again.
+retried up to ``get_retries`` times; a -1021 is retried once, for every method, after re-measuring the time
+offset (the request was refused, so nothing executed). Anything else that is not a GET is never retried here: a
+POST that timed out or got a 5xx "Unknown error" may have executed, and only the caller can look it up (by
+clientOrderId) before sending again.
 """
 
 from __future__ import annotations

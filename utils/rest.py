@@ -30,6 +30,7 @@ from utils.errors import (
     RateLimitedError,
     classify,
 )
+from utils.precision import to_wire
 from utils.ratelimit import Priority, RateLimiter
 from utils.signing import Signer
 from utils.timesync import TimeSync
@@ -58,10 +59,7 @@ def encode_value(name: str, value: ParamValue) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ParameterError(f"parameter {name!r}: {value} is not a finite number")
-        text = format(value, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text or "0"
+        return to_wire(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):

@@ -189,7 +189,8 @@ async def test_malformed_frames_are_skipped_and_server_pings_answered(unused_tcp
         for frame in frames:
             await ws.send_str(frame)
         await ws.send_bytes(b"\x00")
-        await asyncio.sleep(5)
+        async for _ in ws:  # until the client closes
+            pass
         return ws
 
     app = web.Application()

@@ -63,3 +63,19 @@ async def test_the_server_accepts_an_ed25519_signed_order_query(sim_server_facto
         body = await rest.request("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 3}, signed=True)
         assert body["leverage"] == 3
         assert await rest.request("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, signed=True) == []
+
+
+def test_ed25519_keys_in_an_apikey_line_by_file_or_base64(tmp_path):
+    private_pem, public_pem = _ed25519_pair()
+    key_file = tmp_path / "ed25519.pem"
+    key_file.write_text(private_pem)
+    body = "".join(line for line in private_pem.splitlines() if not line.startswith("-----"))
+    payload = "symbol=ETHUSDT&timestamp=2"
+    verifier = eddsa.new(ECC.import_key(public_pem), "rfc8032")
+    for secret in (f"ed25519:{key_file}", f"ed25519:{body}"):
+        assert " " not in secret.split(":", 1)[1] or secret.endswith(".pem")
+        signer = make_signer(secret)
+        assert isinstance(signer, Ed25519Signer)
+        verifier.verify(payload.encode(), base64.b64decode(signer.sign(payload)))
+    with pytest.raises(SigningKeyError, match="ed25519"):
+        make_signer("ed25519:not base64 !")

@@ -160,11 +160,11 @@ class RestClient:
         while True:
             attempts += 1
             text = encode_params(params)
-            if signed:
+            await self.rate_limiter.acquire(weight, orders, priority)
+            if signed:  # signed after any wait for the budget, so the timestamp is fresh
                 text = self._signed_text(text)
             in_body = method in ("POST", "PUT")
             query, body = ("", text) if in_body else (text, "")
-            await self.rate_limiter.acquire(weight, orders, priority)
             try:
                 return await self._send(method, path, query, body, headers, timeout)
             except ClockSkewError:

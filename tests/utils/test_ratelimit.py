@@ -111,12 +111,13 @@ async def test_429_then_418_backs_off_until_retry_after_and_recovers(sim_server_
         assert caught.value.http_status == 418 and caught.value.retry_after_ms is not None
         assert caught.value.retry_after_ms > 60_000
         sent = rest.requests
-        waiting = asyncio.create_task(rest.request("GET", "/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"}))
+        waiting = asyncio.create_task(rest.request("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"},
+                                                   signed=True))
+        await asyncio.sleep(0.05)  # it starts, and waits for the budget
         clock.advance(caught.value.retry_after_ms - 1000)
         await asyncio.sleep(0.4)
         assert not waiting.done() and rest.requests == sent  # still banned: still waiting
         clock.advance(2000)
-        body = await asyncio.wait_for(waiting, 2)
-        assert body["symbol"] == "BTCUSDT"
+        assert await asyncio.wait_for(waiting, 2) == []  # signed after the wait: its timestamp is fresh
         assert rest.errors == {"rate_limited": 2}
         assert rest.rate_limiter.back_offs == 2

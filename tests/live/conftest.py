@@ -46,3 +46,16 @@ async def rest(sim_server):
 @pytest.fixture
 async def gateway(rest) -> BinanceGateway:
     return BinanceGateway(rest)
+
+
+class StaticListenKeys:
+    """listenKey calls that always succeed with the key "k" (for user-stream handlers tested without a server)."""
+
+    async def create_listen_key(self) -> str:
+        return "k"
+
+    async def keepalive_listen_key(self, listen_key: str) -> None:
+        return None
+
+    async def delete_listen_key(self, listen_key: str) -> None:
+        return None

@@ -23,7 +23,7 @@ import aiohttp
 
 from utils.binance_parse import ListenKeyExpired, OtherUserEvent, UserEvent, parse_user_event
 from utils.errors import INVALID_LISTEN_KEY, BinanceError
-from utils.websocket import ConnectionStatus, ReconnectingWebSocket
+from utils.websocket import ConnectionStatus, ReconnectingWebSocket, redact
 
 log = logging.getLogger("live.user_stream")
 
@@ -165,7 +165,8 @@ class UserStream:
             seen = self.unknown_events.get(event.event_type, 0)
             self.unknown_events[event.event_type] = seen + 1
             if not seen:
-                log.warning("user data stream: unknown event %r skipped (%.300s)", event.event_type, text)
+                log.warning("user data stream: unknown event %r skipped (%s)", event.event_type,
+                            redact(text[:300]))
             return
         self.events += 1
         result = self._on_event(event)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +48,14 @@ class ConnectionStatus:
     connected_for_sec: float | None
     malformed_frames: int
     last_error: str
+
+
+_LISTEN_KEY = re.compile(r"(listenKey[=\"':\s/]+)[A-Za-z0-9]{8,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with any listenKey value masked (it grants reading the account's events)."""
+    return _LISTEN_KEY.sub(r"\1****", text)
 
 
 def backoff_delay(attempt: int, *, initial_sec: float, max_sec: float, rng: random.Random | None = None) -> float:
@@ -150,7 +159,7 @@ class ReconnectingWebSocket:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure to connect is retried after the back-off
-            self.last_error = f"connect failed: {type(exc).__name__}: {exc}"[:300]
+            self.last_error = redact(f"connect failed: {type(exc).__name__}: {exc}")[:300]
             return self.last_error, False
         self._ws = ws
         self.connects += 1
@@ -167,7 +176,7 @@ class ReconnectingWebSocket:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing hook costs this connection, not the stream
-            reason = f"{type(exc).__name__}: {exc}"[:300]
+            reason = redact(f"{type(exc).__name__}: {exc}")[:300]
             log.warning("%s: connection set-up failed: %s", self.name, reason, extra={"stream": self.name})
         finally:
             self._connected.clear()
@@ -222,8 +231,8 @@ class ReconnectingWebSocket:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a bad frame is skipped, never fatal
                     self.malformed_frames += 1
-                    log.warning("%s: frame skipped: %s: %s | %.300s", self.name, type(exc).__name__, exc,
-                                message.data, extra={"stream": self.name})
+                    log.warning("%s: frame skipped: %s: %s | %s", self.name, type(exc).__name__, exc,
+                                redact(message.data[:300]), extra={"stream": self.name})
             elif kind is aiohttp.WSMsgType.PING:
                 self._last_message = time.monotonic()
                 pinged = False
@@ -244,7 +253,7 @@ class ReconnectingWebSocket:
                 if self._reconnect_now:
                     return "reconnect requested", healthy
                 if kind is aiohttp.WSMsgType.ERROR:
-                    return f"connection error: {ws.exception()}", healthy
+                    return redact(f"connection error: {ws.exception()}"), healthy
                 return f"closed by the server (code {ws.close_code})", healthy
 
     async def stop(self) -> None:

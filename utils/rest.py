@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from utils.errors import (
     AuthError,
@@ -199,7 +200,8 @@ class RestClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        url = f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
+        # encoded=True: send the query exactly as signed (yarl would otherwise re-quote it, e.g. %3A -> ":").
+        url = URL(f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}", encoded=True)
         all_headers = dict(headers)
         if body:
             all_headers["Content-Type"] = "application/x-www-form-urlencoded"

@@ -151,3 +151,11 @@ async def test_when_the_order_budget_is_short_an_exit_goes_before_a_waiting_entr
         clock.advance(10_000)
         assert (await asyncio.wait_for(entry, 2)).status is OrderStatus.FILLED
         assert "rate_limited" not in rest.errors
+
+
+async def test_client_order_ids_with_every_allowed_character_survive_the_round_trip(gateway, sim_server):
+    cid = "a.B:c/d_e-F:9/x.y"  # Binance's alphabet: ^[.A-Z:/a-z0-9_-]{1,36}$
+    placed = await gateway.place_order(_limit(cid))
+    assert placed.client_order_id == cid
+    assert (await gateway.query_order("BTCUSDT", cid)).order_id == placed.order_id
+    assert (await gateway.cancel_order("BTCUSDT", cid)).status is OrderStatus.CANCELED

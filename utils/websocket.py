@@ -68,8 +68,10 @@ class ReconnectingWebSocket:
     """One logical stream over successive connections to ``url`` (a string, or a callable giving the URL to use
     for the next connection, e.g. with a fresh listenKey; it may be async).
 
-    ``run()`` runs until ``stop()``; it never raises for connection problems. ``silence_timeout_sec``: no frame
-    (text or ping) for this long means the connection is dead. ``max_lifetime_sec``: reconnect before the cut.
+    ``run()`` runs until ``stop()``; it never raises for connection problems. ``silence_timeout_sec``: after half
+    of it without any frame (text, ping or pong) the connection is pinged; with nothing by the full time it is
+    dead. ``max_lifetime_sec``: reconnect before the cut, at once (no back-off). The back-off starts again from
+    ``initial_backoff_sec`` after a connection that delivered a frame or lived ``HEALTHY_AFTER_SEC``.
     """
 
     def __init__(self, url: str | Callable[[], str | Awaitable[str]], on_message: Callable[[str], Awaitable[None]],

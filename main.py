@@ -9,6 +9,8 @@
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
     uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
+    uv run main.py download --symbols BTCUSDT --from 2024-01-01 --to 2024-02-01
+                                        fetch 1m klines and funding rates into CSV files (see docs/data.md)
 
 Exit codes: 0 done, 1 nothing to show (no database yet), 2 a problem named on stderr (bad setting, argument,
 file, folder or database); ``status`` has its own (above).
@@ -71,6 +73,10 @@ def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
         from cli.maintenance import command_migrate
 
         return command_migrate(config)
+    if command == "download":
+        from cli.download import command_download
+
+        return command_download(config, arguments)
     raise AssertionError(command)
 
 

@@ -198,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
         "this too. Useful before pointing a read-only command at a new PostgreSQL database.",
         "migrate", "--env-file production.env migrate",
     )
+    from cli.download import add_arguments as add_download_arguments
     from simulator.server.cli import add_arguments as add_simserver_arguments
 
+    add_download_arguments(sub)
     add_simserver_arguments(sub)
     return parser
 

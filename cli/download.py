@@ -1,0 +1,186 @@
+"""``uv run main.py download``: fetch 1m klines and funding rates from Binance's public REST API into CSV files.
+
+The arguments are checked here (symbols, UTC days, the output folder), the work is ``marketdata/download.py``'s;
+this module shows a progress bar while it runs and one line per file, and every gap the exchange has, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli.preflight import writable_folder_problem
+from config import AppConfig
+from config.settings import MAINNET_ENDPOINTS
+from marketdata.download import (
+    DAY_MS,
+    Downloader,
+    DownloadError,
+    FileResult,
+    PublicRest,
+    SymbolResult,
+    TimeRange,
+    utc_minute,
+)
+
+DEFAULT_OUT = Path("data")
+_SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Shown for the symbols' gaps beyond this many (the rest are counted).
+GAPS_SHOWN = 10
+
+
+def symbol_list(text: str) -> list[str]:
+    """``--symbols``: comma-separated symbols such as ``BTCUSDT,ETHUSDT`` (any case; repeats dropped)."""
+    symbols: list[str] = []
+    for part in text.split(","):
+        symbol = part.strip().upper()
+        if not _SYMBOL.fullmatch(symbol):
+            raise argparse.ArgumentTypeError(
+                f"must be symbols separated by commas, such as BTCUSDT,ETHUSDT (got {part.strip()!r} in {text!r})")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    return symbols
+
+
+def utc_day_start(text: str) -> int:
+    """``--from`` / ``--to``: a UTC day ``YYYY-MM-DD``, as epoch milliseconds at its 00:00."""
+    value = text.strip()
+    try:
+        if not _DAY.fullmatch(value):
+            raise ValueError
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a UTC day such as 2024-01-01 (got {text!r})") from None
+    if day.year < 2000:
+        raise argparse.ArgumentTypeError(f"must be a day from 2000 on (got {text!r})")
+    return int(day.timestamp()) * 1000
+
+
+def add_arguments(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "download", help="download 1m klines and funding rates from Binance into CSV files",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Download 1m klines (GET /fapi/v1/klines) and funding rates (GET /fapi/v1/fundingRate) of\n"
+                    "USD-M futures over Binance's public REST API (no API key) into the CSV files `run --data`,\n"
+                    "`simserver --data` and the backtester read: SYMBOL_usdm_1m_FIRST_LAST.csv and\n"
+                    "SYMBOL_funding_rate_FIRST_LAST.csv. Days are UTC; --to is not included. Running it again\n"
+                    "continues where an interrupted run stopped; minutes the exchange has no kline for are\n"
+                    "reported, never filled in. REST_BASE_URL chooses the server (default: Binance's mainnet).",
+        epilog="examples:\n"
+               "  uv run main.py download --symbols BTCUSDT,ETHUSDT --from 2024-01-01 --to 2024-02-01\n"
+               "  uv run main.py download --symbols BTCUSDT --from 2024-01-01 --to 2024-01-08 --out ~/klines")
+    parser.add_argument("--symbols", type=symbol_list, required=True, metavar="A,B",
+                        help="symbols separated by commas, e.g. BTCUSDT,ETHUSDT")
+    parser.add_argument("--from", dest="start_ms", type=utc_day_start, required=True, metavar="DAY",
+                        help="first UTC day, e.g. 2024-01-01")
+    parser.add_argument("--to", dest="end_ms", type=utc_day_start, required=True, metavar="DAY",
+                        help="the UTC day after the last one (not included), e.g. 2024-02-01 for all of January")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                        help=f"folder for the files (default {DEFAULT_OUT}/; created if missing)")
+
+
+def _range_problem(arguments: argparse.Namespace, now_ms: int) -> str | None:
+    start, end = arguments.start_ms, arguments.end_ms
+    if end <= start:
+        return (f"--to {utc_minute(end)[:10]} is not after --from {utc_minute(start)[:10]}: --to is the day after "
+                "the last one to download (e.g. --from 2024-01-01 --to 2024-02-01 for January)")
+    if start > now_ms:
+        return f"--from {utc_minute(start)[:10]} is in the future: there is nothing to download yet"
+    return None
+
+
+def command_download(config: AppConfig, arguments: argparse.Namespace, *,
+                     rest: PublicRest | None = None) -> int:
+    problem = _range_problem(arguments, time.time_ns() // 1_000_000)
+    problem = problem or writable_folder_problem(arguments.out, "--out")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    base_url = config.settings.rest_base_url or MAINNET_ENDPOINTS.rest_base_url
+    span = TimeRange(arguments.start_ms, arguments.end_ms)
+    print(f"download: {', '.join(arguments.symbols)}, {utc_minute(span.start_ms)} to "
+          f"{utc_minute(span.end_ms - 1)} UTC ({span.minutes:,} minutes each), from {base_url} into "
+          f"{arguments.out}/")
+    try:
+        results = asyncio.run(_download(base_url, arguments.symbols, span, arguments.out, rest))
+    except DownloadError as error:
+        print(f"download stopped: {error}", file=sys.stderr)
+        print("the files hold every complete row fetched so far: run the same command again to continue.",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("download interrupted: the files hold every complete row fetched so far; run the same command "
+              "again to continue.", file=sys.stderr)
+        return 130
+    _print_results(results)
+    return 0
+
+
+async def _download(base_url: str, symbols: Sequence[str], span: TimeRange, out: Path,
+                    rest: PublicRest | None) -> list[SymbolResult]:
+    from marketdata.download_rest import open_public_rest
+
+    async with open_public_rest(base_url, rest) as client:
+        downloader = Downloader(client, out)
+        await downloader.check_symbols(symbols)
+        results = []
+        console = Console(stderr=True)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("minutes"), TimeRemainingColumn(), console=console, transient=False) as progress:
+            tasks = {symbol: progress.add_task(symbol, total=downloader.minutes_left(symbol, span))
+                     for symbol in symbols}
+            downloader.progress = lambda symbol, minutes: progress.advance(tasks[symbol], minutes)
+            for symbol in symbols:
+                results.append(await downloader.download(symbol, span))
+                task = tasks[symbol]
+                progress.update(task, total=progress.tasks[task].completed)
+        return results
+
+
+def _print_results(results: Sequence[SymbolResult]) -> None:
+    notes: list[str] = []
+    for result in results:
+        for kind, file in (("klines", result.klines), ("funding", result.funding)):
+            print(f"{result.symbol:<12} {kind:<8} {file.path}  {_rows(file)}")
+            if file.dropped_rows or file.dropped_partial_bytes:
+                notes.append(f"{file.path}: an interrupted earlier run left {file.dropped_rows} bad row(s) and "
+                             f"{file.dropped_partial_bytes} byte(s) of an incomplete row at its end: cut off and "
+                             "fetched again")
+        notes.extend(_gap_notes(result.symbol, "klines", result.klines, "no kline"))
+        notes.extend(_gap_notes(result.symbol, "funding", result.funding, "no funding for more than 8 hours"))
+        if not result.complete:
+            notes.append(f"{result.symbol}: the range ends after the last closed minute "
+                         f"({utc_minute(result.until_ms - 1)} UTC): run the same command again later to complete "
+                         "it")
+    for note in notes:
+        print(f"NOTE {note}")
+
+
+def _rows(file: FileResult) -> str:
+    return f"{file.rows:,} rows ({file.rows_written:,} new)"
+
+
+def _gap_notes(symbol: str, kind: str, file: FileResult, what: str) -> list[str]:
+    if not file.gaps:
+        return []
+    lines = [f"{symbol} {kind}: the exchange has {what} from {gap.describe()}" for gap in file.gaps[:GAPS_SHOWN]]
+    if len(file.gaps) > GAPS_SHOWN:
+        rest = file.gaps[GAPS_SHOWN:]
+        lines.append(f"{symbol} {kind}: {len(rest)} more gaps, {sum(g.minutes for g in rest):,} minutes in all")
+    lines.append(f"{symbol} {kind}: gaps are left as they are (no rows invented); {file.path.name} has "
+                 f"{sum(g.minutes for g in file.gaps):,} minutes missing" if kind == "klines" else
+                 f"{symbol} {kind}: gaps are left as they are")
+    return lines
+
+
+__all__ = ["DAY_MS", "add_arguments", "command_download", "symbol_list", "utc_day_start"]

@@ -1,0 +1,129 @@
+"""A CSV file a download appends to: whole rows only, and on reopening, continued from its last complete row.
+
+Rows are appended a page at a time with one ``write`` of complete lines followed by ``fsync``, so an interrupted
+run (Ctrl-C, a kill, a crash between pages) leaves only whole rows behind. Reopening checks the file: the header
+must be the one this kind of file has, a trailing partial line (a write cut short by a power loss or a full disk)
+and trailing rows that do not parse are cut off, and every other row must parse with keys strictly increasing;
+the keys (open times, funding times) are handed back so the caller continues after the last one. A second process
+writing the same file is refused (an exclusive ``flock``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows; the lock is then skipped
+    fcntl = None  # type: ignore[assignment]
+
+KeyOfLine = Callable[[str], int | None]
+
+
+class HistoryFileError(Exception):
+    """A download file that cannot be continued: named, with what is wrong and what to do."""
+
+
+@dataclass
+class Reopened:
+    """What reopening found: the keys of the rows kept, and what was cut off the end."""
+
+    keys: list[int] = field(default_factory=list)
+    dropped_partial_bytes: int = 0
+    dropped_rows: int = 0
+
+    @property
+    def last_key(self) -> int | None:
+        return self.keys[-1] if self.keys else None
+
+
+class HistoryFile:
+    """One CSV file, opened for appending whole rows (use as a context manager, or ``open`` / ``close``)."""
+
+    def __init__(self, path: Path, header: Sequence[str], key_of_line: KeyOfLine) -> None:
+        self.path = path
+        self.header_line = ",".join(header)
+        self._key_of_line = key_of_line
+        self._descriptor: int | None = None
+
+    def __enter__(self) -> HistoryFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> Reopened:
+        """Create the file with its header, or check and repair the one there; returns its rows' keys."""
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise HistoryFileError(f"cannot write {self.path}: {error.strerror or error}") from None
+        self._descriptor = descriptor
+        if fcntl is not None:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.close()
+                raise HistoryFileError(f"{self.path} is being written by another download: wait for it to finish, "
+                                       "or stop it") from None
+        with open(descriptor, "rb", closefd=False) as reader:
+            content = reader.read()
+        reopened, keep = self._check(content)
+        if keep < len(content):
+            os.ftruncate(descriptor, keep)
+        os.lseek(descriptor, 0, os.SEEK_END)
+        if keep == 0:
+            self._write(f"{self.header_line}\n".encode())
+        return reopened
+
+    def _check(self, content: bytes) -> tuple[Reopened, int]:
+        """The rows' keys and how many bytes of ``content`` to keep."""
+        reopened = Reopened()
+        end = content.rfind(b"\n") + 1
+        reopened.dropped_partial_bytes = len(content) - end
+        if end == 0:
+            return reopened, 0  # empty, or not even a whole header: start again
+        lines = content[:end].decode("utf-8", errors="replace").split("\n")[:-1]
+        if lines[0] != self.header_line:
+            raise HistoryFileError(
+                f"{self.path} exists but is not a file this command writes (its first line is {lines[0][:80]!r}, "
+                f"expected {self.header_line!r}): move it away or choose another --out folder")
+        offsets = [0]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line.encode()) + 1)
+        keys: list[int] = []
+        bad: list[int] = []
+        for number, line in enumerate(lines[1:], start=2):
+            key = self._key_of_line(line)
+            if key is None or (keys and key <= keys[-1]):
+                bad.append(number)
+            elif bad:
+                what = "not a complete row" if self._key_of_line(lines[bad[0] - 1]) is None else "out of order"
+                raise HistoryFileError(f"{self.path}:{bad[0]}: {what}, with good rows after it: the file was "
+                                       "changed by something else; delete it to download it again")
+            else:
+                keys.append(key)
+        reopened.keys = keys
+        reopened.dropped_rows = len(bad)
+        return reopened, offsets[len(keys) + 1]
+
+    def append(self, lines: Sequence[str]) -> None:
+        """Append complete rows (one write, then fsync): after a crash, each is there in full or not at all."""
+        if lines:
+            self._write("".join(f"{line}\n" for line in lines).encode())
+
+    def _write(self, data: bytes) -> None:
+        assert self._descriptor is not None, "open() the file first"
+        view = memoryview(data)
+        while view:
+            written = os.write(self._descriptor, view)
+            view = view[written:]
+        os.fsync(self._descriptor)
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # also releases the lock
+            self._descriptor = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import sys
 import time
@@ -26,11 +27,11 @@ from marketdata.download import (
     Downloader,
     DownloadError,
     FileResult,
-    PublicRest,
     SymbolResult,
     TimeRange,
     utc_minute,
 )
+from utils.rest import RestClient
 
 DEFAULT_OUT = Path("data")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
@@ -99,8 +100,7 @@ def _range_problem(arguments: argparse.Namespace, now_ms: int) -> str | None:
     return None
 
 
-def command_download(config: AppConfig, arguments: argparse.Namespace, *,
-                     rest: PublicRest | None = None) -> int:
+def command_download(config: AppConfig, arguments: argparse.Namespace) -> int:
     problem = _range_problem(arguments, time.time_ns() // 1_000_000)
     problem = problem or writable_folder_problem(arguments.out, "--out")
     if problem:
@@ -112,11 +112,12 @@ def command_download(config: AppConfig, arguments: argparse.Namespace, *,
           f"{utc_minute(span.end_ms - 1)} UTC ({span.minutes:,} minutes each), from {base_url} into "
           f"{arguments.out}/")
     try:
-        results = asyncio.run(_download(base_url, arguments.symbols, span, arguments.out, rest))
+        results = asyncio.run(_download(base_url, arguments.symbols, span, arguments.out))
     except DownloadError as error:
         print(f"download stopped: {error}", file=sys.stderr)
-        print("the files hold every complete row fetched so far: run the same command again to continue.",
-              file=sys.stderr)
+        if error.after_writing:
+            print("the files hold every complete row fetched so far: run the same command again to continue.",
+                  file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("download interrupted: the files hold every complete row fetched so far; run the same command "
@@ -126,15 +127,13 @@ def command_download(config: AppConfig, arguments: argparse.Namespace, *,
     return 0
 
 
-async def _download(base_url: str, symbols: Sequence[str], span: TimeRange, out: Path,
-                    rest: PublicRest | None) -> list[SymbolResult]:
-    from marketdata.download_rest import open_public_rest
-
-    async with open_public_rest(base_url, rest) as client:
-        downloader = Downloader(client, out)
-        await downloader.check_symbols(symbols)
+async def _download(base_url: str, symbols: Sequence[str], span: TimeRange, out: Path) -> list[SymbolResult]:
+    logging.getLogger("utils.timesync").setLevel(logging.WARNING)  # the offset is of no interest here
+    console = Console(stderr=True)
+    async with RestClient(base_url) as rest:
+        downloader = Downloader(rest, out, notice=lambda line: console.print(line, markup=False, highlight=False))
+        await downloader.start(symbols)
         results = []
-        console = Console(stderr=True)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("minutes"), TimeRemainingColumn(), console=console, transient=False) as progress:
             tasks = {symbol: progress.add_task(symbol, total=downloader.minutes_left(symbol, span))
@@ -151,7 +150,9 @@ def _print_results(results: Sequence[SymbolResult]) -> None:
     notes: list[str] = []
     for result in results:
         for kind, file in (("klines", result.klines), ("funding", result.funding)):
-            print(f"{result.symbol:<12} {kind:<8} {file.path}  {_rows(file)}")
+            state = "" if kind == "funding" else ", complete" if result.complete and not file.gaps else (
+                f", {sum(gap.minutes for gap in file.gaps):,} minutes missing (see below)")
+            print(f"{result.symbol:<12} {kind:<8} {file.path}  {_rows(file)}{state}")
             if file.dropped_rows or file.dropped_partial_bytes:
                 notes.append(f"{file.path}: an interrupted earlier run left {file.dropped_rows} bad row(s) and "
                              f"{file.dropped_partial_bytes} byte(s) of an incomplete row at its end: cut off and "

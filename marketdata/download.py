@@ -13,16 +13,17 @@ with Retry-After).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from marketdata.history_files import HistoryFile, HistoryFileError
 from marketdata.history_rows import (
     FUNDING_HEADER,
-    KLINE_FIELDS,
     MINUTE_MS,
     FundingRow,
     KlineRow,
@@ -32,7 +33,12 @@ from marketdata.history_rows import (
     parse_funding,
     parse_kline,
 )
+from utils.errors import BinanceError, NotSentError, OutcomeUnknownError, RateLimitedError
 from utils.klines_csv import HEADER as KLINE_HEADER
+from utils.ratelimit import RateLimitConfigError, parse_rate_limits
+from utils.rest import Params, RestClient
+
+logger = logging.getLogger("marketdata.download")
 
 KLINES_PER_PAGE = 1500
 FUNDING_PER_PAGE = 1000
@@ -45,17 +51,20 @@ CLOSE_SETTLE_MS = 2_000
 # Funding is settled every 8 hours at most (4 h, 2 h and 1 h exist): a longer silence is a hole in the history.
 LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000 + MINUTE_MS
 
-assert tuple(KLINE_HEADER)[1:] == KLINE_FIELDS[1:], "the kline layout written must be the one utils/klines_csv reads"
 
 
-class PublicRest(Protocol):
-    """What the download needs of a REST client: public GETs, rate-limited by weight, JSON back."""
-
-    async def get(self, path: str, params: Mapping[str, Any], *, weight: int) -> Any: ...
+# A request that fails for a passing reason (no answer, a 5xx) is sent again this many times, waiting longer each
+# time; a rate limit (429 / 418) is waited out (the REST client holds every request until its Retry-After).
+TRANSIENT_ATTEMPTS = 6
+RATE_LIMITED_ATTEMPTS = 20
 
 
 class DownloadError(Exception):
-    """A download that cannot go on: one line naming the symbol, file or request and what to do."""
+    """A download that cannot go on: one line naming the symbol, file or request and what to do.
+
+    ``after_writing`` is set when files were already written to (so running again continues them)."""
+
+    after_writing = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +176,7 @@ class SymbolResult:
 
 
 Progress = Callable[[str, int], None]  # (symbol, minutes done since the last call)
+Notice = Callable[[str], None]  # a line worth showing while it runs (waiting out a rate limit, retrying)
 
 
 def _no_progress(symbol: str, minutes: int) -> None:
@@ -176,15 +186,66 @@ def _no_progress(symbol: str, minutes: int) -> None:
 class Downloader:
     """Downloads symbols over ``rest`` into ``out_dir``; ``progress`` hears how many minutes each page covered."""
 
-    def __init__(self, rest: PublicRest, out_dir: Path, *, progress: Progress = _no_progress) -> None:
+    def __init__(self, rest: RestClient, out_dir: Path, *, progress: Progress = _no_progress,
+                 notice: Notice = logger.warning, retry_pause_sec: float = 1.0) -> None:
         self.rest = rest
         self.out_dir = out_dir
         self.progress = progress
+        self.notice = notice
+        self.retry_pause_sec = retry_pause_sec
+        self.rate_limited = 0  # 429 / 418 answers met (each waited out)
+        self.retried = 0  # requests sent again after a passing failure
 
-    async def check_symbols(self, symbols: Sequence[str]) -> None:
-        """Refuse symbols the exchange does not list (exchangeInfo), naming every one, before anything is written."""
-        info = await self.rest.get("/fapi/v1/exchangeInfo", {}, weight=1)
-        listed = {entry.get("symbol") for entry in info.get("symbols", [])} if isinstance(info, Mapping) else set()
+    async def _get(self, path: str, params: Params, weight: int) -> Any:
+        """One public GET; passing failures are retried, rate limits waited out, anything else is a DownloadError."""
+        what = f"GET {path} {' '.join(f'{k}={v}' for k, v in params.items())}".rstrip()
+        transient = rate_limited = 0
+        while True:
+            try:
+                return await self.rest.request("GET", path, params, weight=weight)
+            except RateLimitedError as error:
+                rate_limited += 1
+                self.rate_limited += 1
+                if rate_limited > RATE_LIMITED_ATTEMPTS:
+                    raise DownloadError(f"{what}: still rate limited after {RATE_LIMITED_ATTEMPTS} waits "
+                                        f"({error.code} {error.msg}): try again later") from None
+                wait = f"{error.retry_after_ms / 1000:g} s" if error.retry_after_ms is not None else "a while"
+                self.notice(f"rate limited (HTTP {error.http_status}, {error.code}): waiting {wait} as the exchange "
+                            "asks")
+                continue
+            except (OutcomeUnknownError, NotSentError) as error:
+                problem = str(error)
+            except BinanceError as error:
+                if not (error.http_status >= 500 or error.http_status == 408):
+                    raise DownloadError(f"{what}: the exchange refused it: {error.code} {error.msg}") from None
+                problem = f"HTTP {error.http_status} {error.code} {error.msg}"
+            transient += 1
+            if transient >= TRANSIENT_ATTEMPTS:
+                raise DownloadError(f"{what}: failed {transient} times, last: {problem}; check the network or "
+                                    "REST_BASE_URL") from None
+            self.retried += 1
+            pause = self.retry_pause_sec * 2 ** (transient - 1)
+            self.notice(f"{what}: {problem}; trying again in {pause:g} s")
+            await asyncio.sleep(pause)
+
+    async def start(self, symbols: Sequence[str]) -> None:
+        """Measure the server-time offset, read the rate limits, and refuse symbols the exchange does not list
+        (naming every one) before anything is written."""
+        try:
+            await self.rest.time_sync.sync()
+        except (BinanceError, OutcomeUnknownError) as error:
+            raise DownloadError(f"cannot reach {self.rest.base_url}: {error}; check the network or "
+                                "REST_BASE_URL") from None
+        info = await self._get("/fapi/v1/exchangeInfo", {}, 1)
+        if not isinstance(info, Mapping):
+            raise DownloadError(f"GET /fapi/v1/exchangeInfo answered {str(info)[:200]!r}, not an object")
+        try:
+            limits = parse_rate_limits(info.get("rateLimits") or [])
+        except RateLimitConfigError as error:
+            raise DownloadError(str(error)) from None
+        if limits:
+            self.rest.rate_limiter.configure(limits)
+        listed = {entry.get("symbol") for entry in info.get("symbols", []) if isinstance(entry, Mapping)}
         unknown = [symbol for symbol in symbols if symbol not in listed]
         if unknown:
             raise DownloadError(f"--symbols: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not "
@@ -192,13 +253,20 @@ class Downloader:
 
     async def market_time(self, symbol: str) -> int:
         """The market's own clock (``premiumIndex.time``): klines closed before it are final."""
-        body = await self.rest.get("/fapi/v1/premiumIndex", {"symbol": symbol}, weight=1)
+        body = await self._get("/fapi/v1/premiumIndex", {"symbol": symbol}, 1)
         value = body.get("time") if isinstance(body, Mapping) else None
         if isinstance(value, bool) or not isinstance(value, int):
             raise DownloadError(f"{symbol}: premiumIndex has no market time ({body!r})")
         return value
 
     async def download(self, symbol: str, span: TimeRange) -> SymbolResult:
+        try:
+            return await self._download(symbol, span)
+        except DownloadError as error:
+            error.after_writing = True
+            raise
+
+    async def _download(self, symbol: str, span: TimeRange) -> SymbolResult:
         now = await self.market_time(symbol)
         closed_until = min(span.end_ms, (now - CLOSE_SETTLE_MS + 1) // MINUTE_MS * MINUTE_MS)
         klines = await self._klines(symbol, span, max(closed_until, span.start_ms))
@@ -226,9 +294,9 @@ class Downloader:
             cursor = open_times[-1] + MINUTE_MS if open_times else span.start_ms
             while cursor < until_ms:
                 window_end = min(cursor + KLINES_PER_PAGE * MINUTE_MS, until_ms)
-                raw = await self.rest.get("/fapi/v1/klines", {
+                raw = await self._get("/fapi/v1/klines", {
                     "symbol": symbol, "interval": "1m", "startTime": cursor, "endTime": window_end - 1,
-                    "limit": KLINES_PER_PAGE}, weight=KLINES_WEIGHT)
+                    "limit": KLINES_PER_PAGE}, KLINES_WEIGHT)
                 rows = _kline_page(symbol, raw, cursor, window_end)
                 file.append([row.csv_line() for row in rows])
                 open_times.extend(row.open_time for row in rows)
@@ -246,9 +314,8 @@ class Downloader:
             times = reopened.keys
             cursor = times[-1] + 1 if times else span.start_ms
             while cursor < until_ms:
-                raw = await self.rest.get("/fapi/v1/fundingRate", {
-                    "symbol": symbol, "startTime": cursor, "endTime": until_ms - 1, "limit": FUNDING_PER_PAGE},
-                    weight=0)
+                raw = await self._get("/fapi/v1/fundingRate", {
+                    "symbol": symbol, "startTime": cursor, "endTime": until_ms - 1, "limit": FUNDING_PER_PAGE}, 0)
                 rows = _funding_page(symbol, raw, cursor, until_ms)
                 file.append([row.csv_line() for row in rows])
                 times.extend(row.funding_time for row in rows)

@@ -73,10 +73,6 @@ def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
         from cli.maintenance import command_migrate
 
         return command_migrate(config)
-    if command == "download":
-        from cli.download import command_download
-
-        return command_download(config, arguments)
     raise AssertionError(command)
 
 
@@ -90,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    if arguments.command == "download":  # needs the settings only: no symbols.toml, API keys or database
+        from cli.download import command_download
+
+        return command_download(arguments.env_file if arguments.env_file is not None else DEFAULT_ENV_FILE,
+                                arguments)
     try:
         config = _load(arguments.env_file)
     except ConfigError as error:

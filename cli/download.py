@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.preflight import writable_folder_problem
-from config import AppConfig
-from config.settings import MAINNET_ENDPOINTS
+from config.problems import ConfigError, problems_from_validation_error
+from config.settings import MAINNET_ENDPOINTS, SECRET_FIELDS, Settings
 from marketdata.download import (
     DAY_MS,
     Downloader,
@@ -31,6 +32,7 @@ from marketdata.download import (
     TimeRange,
     utc_minute,
 )
+from utils.log import setup_logging
 from utils.rest import RestClient
 
 DEFAULT_OUT = Path("data")
@@ -100,13 +102,31 @@ def _range_problem(arguments: argparse.Namespace, now_ms: int) -> str | None:
     return None
 
 
-def command_download(config: AppConfig, arguments: argparse.Namespace) -> int:
+def _settings(env_file: Path) -> Settings:
+    """The settings alone (the download needs no symbols.toml, API keys or database)."""
+    chosen = env_file if env_file.is_file() else None
+    try:
+        return Settings(_env_file=chosen)  # _env_file: pydantic-settings' own keyword
+    except ValidationError as error:
+        source = f"environment and {chosen}" if chosen is not None else "environment"
+        problems = problems_from_validation_error(error, source=source, root=Settings, upper_first=True,
+                                                  hidden_fields=SECRET_FIELDS)
+    raise ConfigError(problems)
+
+
+def command_download(env_file: Path, arguments: argparse.Namespace) -> int:
     problem = _range_problem(arguments, time.time_ns() // 1_000_000)
     problem = problem or writable_folder_problem(arguments.out, "--out")
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    base_url = config.settings.rest_base_url or MAINNET_ENDPOINTS.rest_base_url
+    try:
+        settings = _settings(env_file)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level.value, None, console_format=settings.log_format.value)
+    base_url = settings.rest_base_url or MAINNET_ENDPOINTS.rest_base_url
     span = TimeRange(arguments.start_ms, arguments.end_ms)
     print(f"download: {', '.join(arguments.symbols)}, {utc_minute(span.start_ms)} to "
           f"{utc_minute(span.end_ms - 1)} UTC ({span.minutes:,} minutes each), from {base_url} into "

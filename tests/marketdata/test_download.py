@@ -13,48 +13,22 @@ import pytest
 
 from marketdata.download import Downloader, DownloadError, Gap, SymbolResult, TimeRange
 from simulator.server.ratelimit import RateLimitConfig
-from tests.marketdata.conftest import WEEK_END_MS, WEEK_START_MS, RealWeek
+from tests.marketdata.week import (
+    FUNDING_NAME,
+    HOUR,
+    KLINE_NAME,
+    MINUTE,
+    WEEK_END_MS,
+    WEEK_SPAN,
+    WEEK_START_MS,
+    ShiftedClock,
+    serve_week,
+)
 from tests.sim_server import BinanceTestClient
 from utils.klines_csv import KlinesReport, read_klines_csv
 from utils.rest import RestClient
 
 pytestmark = pytest.mark.shared_data
-
-MINUTE = 60_000
-HOUR = 3_600_000
-WEEK_SPAN = TimeRange(WEEK_START_MS, WEEK_END_MS)
-KLINE_NAME = "{}_usdm_1m_2023-04-20_2023-04-26.csv"
-FUNDING_NAME = "{}_funding_rate_2023-04-20_2023-04-26.csv"
-
-
-class ShiftedClock:
-    """Real time moved by ``offset_ms`` (set it so a rate-limit window of the server ends soon)."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
-
-    def to_second_of_minute(self, second: float) -> None:
-        now = time.time_ns() // 1_000_000
-        self.offset_ms = (now // MINUTE + 1) * MINUTE + int(second * 1000) - now
-
-
-async def serve_week(factory, real_week: RealWeek, *, candles=None, real_funding: bool = True, **config):
-    """A server holding the week (or ``candles``), its market clock moved past the week's end; with
-    ``real_funding``, every funding is settled at the real rate Binance had."""
-    server = await factory(candles=candles or real_week.candles, **config)
-    if real_funding:
-        settlements = sorted((time - time % HOUR, symbol, rate) for symbol, rows in real_week.funding.items()
-                             for time, rate in rows)
-        for funding_time, symbol, rate in settlements:
-            if funding_time - MINUTE > server.market_clock.now_ms():
-                await server.advance_to(funding_time - MINUTE)
-            server.exchange().set_funding_rate(symbol, rate)
-    await server.advance_to(WEEK_END_MS + 5 * MINUTE)
-    return server
-
 
 async def download(server, out: Path, symbols: Sequence[str] = ("BTCUSDT",), span: TimeRange = WEEK_SPAN,
                    notices: list[str] | None = None, progress=None) -> list[SymbolResult]:

@@ -15,14 +15,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from utils.klines_csv import MICROSECONDS_THRESHOLD
+
 MINUTE_MS = 60_000
 KLINE_FIELDS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
                 "taker_buy_volume", "taker_buy_quote_volume")
 FUNDING_HEADER = ("funding_time_ms", "funding_rate")
+# Times from 10**15 on are read as microseconds by utils/klines_csv.py (some 2025+ archives use them); Binance's
+# REST API sends milliseconds, so a larger one is not a time it could send.
+LARGEST_TIME_MS = MICROSECONDS_THRESHOLD
 # Plain positional decimals only: what Binance sends, and what every reader (Decimal, float, numpy) parses alike.
 _UNSIGNED_DECIMAL = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")
 _SIGNED_DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 _DIGITS = re.compile(r"[0-9]{1,20}")
+_EIGHT_DECIMALS = re.compile(r"(?:[0-9]{1,30}(?:\.[0-9]{1,30})?,){7}[0-9]{1,30}(?:\.[0-9]{1,30})?")
 
 
 class RowError(ValueError):
@@ -61,6 +67,13 @@ def _integer(value: Any, name: str) -> int:
     return value
 
 
+def _time(value: Any, name: str) -> int:
+    time = _integer(value, name)
+    if time >= LARGEST_TIME_MS:
+        raise RowError(f"{name} {time} is not a time in milliseconds")
+    return time
+
+
 def _decimal_text(value: Any, name: str, pattern: re.Pattern[str] = _UNSIGNED_DECIMAL) -> str:
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise RowError(f"{name} is not a plain decimal string ({value!r})")
@@ -68,11 +81,34 @@ def _decimal_text(value: Any, name: str, pattern: re.Pattern[str] = _UNSIGNED_DE
 
 
 def parse_kline(raw: Any, interval_ms: int = MINUTE_MS) -> KlineRow:
-    """A REST kline array as a CSV row; raises :class:`RowError` for anything the kline reader would refuse."""
+    """A REST kline array as a CSV row; raises :class:`RowError` for anything the kline reader would refuse.
+
+    The usual case, a well-formed kline, is checked with one pattern over its eight decimal fields; anything that
+    does not pass goes through the field-by-field check that says what is wrong.
+    """
+    if type(raw) is not list or len(raw) not in (11, 12):
+        return _parse_kline_field_by_field(raw, interval_ms)
+    open_time, open_, high, low, close, volume, close_time, quote, trades, taker, taker_quote = raw[:11]
+    try:
+        decimals = ",".join((open_, high, low, close, volume, quote, taker, taker_quote))
+    except TypeError:
+        return _parse_kline_field_by_field(raw, interval_ms)
+    if (type(open_time) is not int or type(close_time) is not int or type(trades) is not int or trades < 0
+            or not 0 <= open_time < close_time < LARGEST_TIME_MS or open_time % interval_ms
+            or close_time != open_time + interval_ms - 1 or _EIGHT_DECIMALS.fullmatch(decimals) is None):
+        return _parse_kline_field_by_field(raw, interval_ms)
+    low_price, high_price = Decimal(low), Decimal(high)
+    if not (low_price > 0 and low_price <= Decimal(open_) <= high_price and low_price <= Decimal(close) <= high_price):
+        return _parse_kline_field_by_field(raw, interval_ms)
+    return KlineRow(open_time, close_time, (str(open_time), open_, high, low, close, volume, str(close_time), quote,
+                                            str(trades), taker, taker_quote))
+
+
+def _parse_kline_field_by_field(raw: Any, interval_ms: int) -> KlineRow:
     if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)) or len(raw) not in (11, 12):
         raise RowError(f"a kline is an array of 12 fields ({raw!r})")
-    open_time = _integer(raw[0], "open_time")
-    close_time = _integer(raw[6], "close_time")
+    open_time = _time(raw[0], "open_time")
+    close_time = _time(raw[6], "close_time")
     trades = _integer(raw[8], "trades")
     texts = {name: _decimal_text(raw[index], name) for index, name in enumerate(KLINE_FIELDS)
              if name not in ("open_time", "close_time", "trades")}
@@ -101,7 +137,7 @@ def parse_funding(raw: Any, symbol: str) -> FundingRow:
         raise RowError(f"a funding entry is an object ({raw!r})")
     if raw.get("symbol") != symbol:
         raise RowError(f"funding entry for {raw.get('symbol')!r}, not {symbol}")
-    funding_time = _integer(raw.get("fundingTime"), "fundingTime")
+    funding_time = _time(raw.get("fundingTime"), "fundingTime")
     rate = _decimal_text(raw.get("fundingRate"), "fundingRate", _SIGNED_DECIMAL)
     return FundingRow(funding_time, rate)
 

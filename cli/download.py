@@ -114,6 +114,11 @@ def _settings(env_file: Path) -> Settings:
     raise ConfigError(problems)
 
 
+def download_base_url(settings: Settings) -> str:
+    """``REST_BASE_URL``, else the mode's; in sim mode mainnet's public host (market data sends no order)."""
+    return settings.rest_base_url or MAINNET_ENDPOINTS.rest_base_url
+
+
 def command_download(env_file: Path, arguments: argparse.Namespace) -> int:
     problem = _range_problem(arguments, time.time_ns() // 1_000_000)
     problem = problem or writable_folder_problem(arguments.out, "--out")
@@ -126,7 +131,7 @@ def command_download(env_file: Path, arguments: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 2
     setup_logging(settings.log_level.value, None, console_format=settings.log_format.value)
-    base_url = settings.rest_base_url or MAINNET_ENDPOINTS.rest_base_url
+    base_url = download_base_url(settings)
     span = TimeRange(arguments.start_ms, arguments.end_ms)
     print(f"download: {', '.join(arguments.symbols)}, {utc_minute(span.start_ms)} to "
           f"{utc_minute(span.end_ms - 1)} UTC ({span.minutes:,} minutes each), from {base_url} into "

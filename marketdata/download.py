@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,30 +199,39 @@ class Downloader:
     async def _get(self, path: str, params: Params, weight: int) -> Any:
         """One public GET; passing failures are retried, rate limits waited out, anything else is a DownloadError."""
         what = f"GET {path} {' '.join(f'{k}={v}' for k, v in params.items())}".rstrip()
+        return await self._retrying(what, lambda: self.rest.request("GET", path, params, weight=weight))
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]], *, transient_attempts: int = 0) -> Any:
         transient = rate_limited = 0
+        attempts = transient_attempts or TRANSIENT_ATTEMPTS
         while True:
             try:
-                return await self.rest.request("GET", path, params, weight=weight)
+                return await call()
             except RateLimitedError as error:
                 rate_limited += 1
                 self.rate_limited += 1
                 if rate_limited > RATE_LIMITED_ATTEMPTS:
                     raise DownloadError(f"{what}: still rate limited after {RATE_LIMITED_ATTEMPTS} waits "
                                         f"({error.code} {error.msg}): try again later") from None
-                wait = f"{error.retry_after_ms / 1000:g} s" if error.retry_after_ms is not None else "a while"
-                self.notice(f"rate limited (HTTP {error.http_status}, {error.code}): waiting {wait} as the exchange "
-                            "asks")
+                wait_ms = error.retry_after_ms
+                self.notice(f"rate limited (HTTP {error.http_status}, {error.code}): waiting "
+                            f"{'a while' if wait_ms is None else f'{wait_ms / 1000:g} s'} as the exchange asks")
+                # The REST client holds its own requests until then; a call that does not go through its rate
+                # limiter (the time sync) must wait here.
+                await asyncio.sleep((wait_ms if wait_ms is not None else 60_000) / 1000)
                 continue
-            except (OutcomeUnknownError, NotSentError) as error:
+            except NotSentError as error:
+                problem = error.msg
+            except OutcomeUnknownError as error:
                 problem = str(error)
             except BinanceError as error:
                 if not (error.http_status >= 500 or error.http_status == 408):
                     raise DownloadError(f"{what}: the exchange refused it: {error.code} {error.msg}") from None
                 problem = f"HTTP {error.http_status} {error.code} {error.msg}"
             transient += 1
-            if transient >= TRANSIENT_ATTEMPTS:
-                raise DownloadError(f"{what}: failed {transient} times, last: {problem}; check the network or "
-                                    "REST_BASE_URL") from None
+            if transient >= attempts:
+                tries = f"failed {transient} times, last: " if transient > 1 else ""
+                raise DownloadError(f"{what}: {tries}{problem}; check the network or REST_BASE_URL") from None
             self.retried += 1
             pause = self.retry_pause_sec * 2 ** (transient - 1)
             self.notice(f"{what}: {problem}; trying again in {pause:g} s")
@@ -231,11 +240,9 @@ class Downloader:
     async def start(self, symbols: Sequence[str]) -> None:
         """Measure the server-time offset, read the rate limits, and refuse symbols the exchange does not list
         (naming every one) before anything is written."""
-        try:
-            await self.rest.time_sync.sync()
-        except (BinanceError, OutcomeUnknownError) as error:
-            raise DownloadError(f"cannot reach {self.rest.base_url}: {error}; check the network or "
-                                "REST_BASE_URL") from None
+        # The first contact: a rate limit (an IP still banned from an earlier run) is waited out, anything else
+        # ends the run at once, as it is most likely a wrong REST_BASE_URL.
+        await self._retrying(f"cannot reach {self.rest.base_url}", self.rest.time_sync.sync, transient_attempts=1)
         info = await self._get("/fapi/v1/exchangeInfo", {}, 1)
         if not isinstance(info, Mapping):
             raise DownloadError(f"GET /fapi/v1/exchangeInfo answered {str(info)[:200]!r}, not an object")

@@ -163,7 +163,7 @@ async def test_a_429_is_honoured_until_its_retry_after_without_earning_a_418(sim
     server = await serve_week(sim_server_factory, real_week, real_funding=False, wall_clock=clock,
                               rate_limits=RateLimitConfig(request_weight_per_minute=300))
     server.faults.delay(300, count=None, path="/fapi/v1/klines")
-    kline_file = tmp_path / KLINE_NAME.format("BTCUSDT")
+    kline_file = tmp_path / "BTCUSDT_usdm_1m_2023-04-20_2023-04-22.csv"
 
     async def use_up_the_weight_while_a_page_is_in_flight() -> None:
         while not kline_file.exists() or kline_file.stat().st_size < 100_000:  # the first page is written
@@ -180,14 +180,41 @@ async def test_a_429_is_honoured_until_its_retry_after_without_earning_a_418(sim
     notices: list[str] = []
     other = asyncio.create_task(use_up_the_weight_while_a_page_is_in_flight())
     started = time.monotonic()
-    [result] = await download(server, tmp_path, notices=notices)
+    three_days = TimeRange(WEEK_START_MS, WEEK_START_MS + 3 * 1440 * MINUTE)  # three pages
+    [result] = await download(server, tmp_path, notices=notices, span=three_days)
     await other
     # The page after the in-flight one met the 429; the download sent nothing more until Retry-After (a request
     # before it would have been answered 418, an IP ban) and then finished.
     assert len(notices) == 1 and "HTTP 429" in notices[0], notices
     assert time.monotonic() - started > 1.0
     assert result.complete
-    assert kline_file.read_bytes() == real_week.files["BTCUSDT"].read_bytes()
+    assert kline_file.read_text().splitlines() == real_week.lines("BTCUSDT")[:1 + 3 * 1440]
+
+
+async def test_an_ip_still_banned_from_before_waits_out_the_418_then_downloads(sim_server_factory, real_week,
+                                                                               tmp_path) -> None:
+    clock = ShiftedClock()
+    server = await serve_week(sim_server_factory, real_week, real_funding=False, wall_clock=clock,
+                              rate_limits=RateLimitConfig(request_weight_per_minute=25, first_ban_ms=2_000))
+    clock.to_second_of_minute(58.5 - 60)  # the ban ends just after the weight window, so only the ban is in the way
+    async with BinanceTestClient(server.rest_url) as other:  # a careless program on this IP: 429, then a 418
+        statuses = [(await other.public("GET", "/fapi/v1/premiumIndex")).status for _ in range(4)]
+    assert statuses == [200, 200, 429, 418]  # premiumIndex without a symbol weighs 10
+    notices: list[str] = []
+    started = time.monotonic()
+    [result] = await download(server, tmp_path, notices=notices, span=TimeRange(WEEK_START_MS,
+                                                                                 WEEK_START_MS + 1440 * MINUTE))
+    assert notices[0].startswith("rate limited (HTTP 418, -1003): waiting 2 s as the exchange asks"), notices
+    assert time.monotonic() - started >= 1.5
+    assert result.complete and result.klines.rows == 1440
+
+
+async def test_a_server_that_is_not_there_is_one_error_at_once(tmp_path, unused_tcp_port) -> None:
+    async with RestClient(f"http://127.0.0.1:{unused_tcp_port}") as rest:
+        with pytest.raises(DownloadError, match=rf"^cannot reach http://127.0.0.1:{unused_tcp_port}: GET "
+                                                r"/fapi/v1/time: could not connect \(.*\); check the network or "
+                                                r"REST_BASE_URL$"):
+            await Downloader(rest, tmp_path).start(["BTCUSDT"])
 
 
 async def test_a_symbol_the_exchange_does_not_list_is_refused_before_anything_is_written(sim_server, tmp_path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import main
+from cli.download import download_base_url
+from config.settings import Settings
 from tests.main_process import RunningMain, run_main
 from tests.marketdata.week import KLINE_NAME, RealWeek, serve_week
 
@@ -117,3 +119,27 @@ def test_bad_arguments_name_the_option(arguments, message, capsys) -> None:
         main.main(["download", *arguments])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+@pytest.mark.parametrize(("environment", "url"), [
+    ({}, "https://fapi.binance.com"),  # sim mode: public market data from mainnet, no order is ever sent
+    ({"MODE": "testnet", "BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s"}, "https://demo-fapi.binance.com"),
+    ({"REST_BASE_URL": "http://127.0.0.1:8765/"}, "http://127.0.0.1:8765"),
+])
+def test_the_server_comes_from_the_settings(environment, url, monkeypatch) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert download_base_url(Settings(_env_file=None)) == url
+
+
+def test_a_server_that_does_not_answer_is_one_line_and_exit_2(tmp_path, unused_tcp_port, monkeypatch,
+                                                              capsys) -> None:
+    monkeypatch.setenv("REST_BASE_URL", f"http://127.0.0.1:{unused_tcp_port}")
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    assert main.main(["--env-file", str(empty), "download", "--symbols", "BTCUSDT", "--from", "2024-01-01",
+                      "--to", "2024-01-02", "--out", str(tmp_path / "d")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"download stopped: cannot reach http://127.0.0.1:{unused_tcp_port}: GET /fapi/v1/time: "
+                            "could not connect (")
+    assert error.endswith("; check the network or REST_BASE_URL\n") and error.count("\n") == 1

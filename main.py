@@ -8,6 +8,7 @@
     uv run main.py risk [clear SCOPE]   trading states (ACTIVE / REDUCING / HALTED) and their reasons; clear a halt
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
+    uv run main.py reconcile            compare the database with the exchange (exit 3: unexplained, halted)
     uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
     uv run main.py download --symbols BTCUSDT --from 2024-01-01 --to 2024-02-01
                                         fetch 1m klines and funding rates into CSV files (see docs/data.md)
@@ -30,7 +31,7 @@ from database.errors import DatabaseMissing, DatabaseUnavailable
 from utils.log import LOG_FILE_NAME, setup_logging
 
 #: Commands that write (so they log to LOG_DIR too; so does `risk clear`); the others only read: console only.
-_WRITING_COMMANDS = frozenset({"run", "migrate"})
+_WRITING_COMMANDS = frozenset({"run", "migrate", "reconcile"})
 
 
 def _env_file_problem(env_file: Path | None) -> str | None:
@@ -69,6 +70,9 @@ def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
         from cli.maintenance import command_config
 
         return command_config(config)
+    if command == "reconcile":
+        from cli.reconcile import command_reconcile
+        return command_reconcile(config)
     if command == "migrate":
         from cli.maintenance import command_migrate
 

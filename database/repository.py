@@ -543,6 +543,18 @@ class Repository:
         with self._read() as connection:
             return {row.client_order_id: (row.strategy, _purpose(row.purpose)) for row in connection.execute(statement)}
 
+    def order_ids(self) -> dict[tuple[str, int], str]:
+        """(symbol, exchange order id) -> client order id: every plain order stored, and every order a triggered
+        conditional order placed (it carries the conditional order's client id)."""
+        plain = select(ORDERS.c.symbol, ORDERS.c.order_id, ORDERS.c.client_order_id).where(
+            ORDERS.c.order_id.is_not(None), ORDERS.c.is_algo.is_(False))
+        triggered = select(ORDERS.c.symbol, ORDERS.c.actual_order_id, ORDERS.c.client_order_id).where(
+            ORDERS.c.actual_order_id.is_not(None))
+        with self._read() as connection:
+            found = {(symbol, order_id): cid for symbol, order_id, cid in connection.execute(plain)}
+            found.update({(symbol, order_id): cid for symbol, order_id, cid in connection.execute(triggered)})
+        return found
+
     def fill_digests(self) -> tuple[dict[tuple[str, int], tuple[int, Side, Decimal, Decimal]], dict[str, int]]:
         """Every stored fill as (symbol, trade id) -> (order id, side, price, quantity), and the highest trade id
         stored per symbol."""

@@ -36,6 +36,7 @@ from executor.commands import (
     Notice,
     Outcome,
     PersistCommand,
+    PersistIntent,
     PositionsResult,
     ReadPositions,
     Reconcile,
@@ -48,7 +49,8 @@ from executor.commands import (
 )
 from executor.core import ORDER_NOT_FOUND, UNKNOWN_ORDER, ExecutionCore
 from executor.gateway import ExchangeGateway, fills_since
-from utils.binance_parse import UserEvent
+from runtime import chaos
+from utils.binance_parse import OrderUpdate, UserEvent
 from utils.errors import BinanceError, OutcomeUnknownError
 
 log = logging.getLogger("runtime.applier")
@@ -350,6 +352,8 @@ class AsyncApplier:
     async def _consume(self) -> None:
         while True:
             item = await self.inputs.get()
+            if chaos.switch is not None:
+                _chaos_before(item)
             try:
                 await self._carry_out(self.core.handle(item))
             except Exception as exc:  # a journal failure: nothing of this batch was sent
@@ -366,6 +370,8 @@ class AsyncApplier:
         for notice in notices:
             self.on_notice(notice)
         if requests:
+            if chaos.switch is not None and any(isinstance(c, PersistIntent) for c in persists):
+                chaos.kill_point("intent_persisted")
             # One task per batch, its requests in the core's order (an exit before the orders that follow it);
             # batches run concurrently, and the core keeps taking inputs meanwhile.
             task = asyncio.create_task(self._requests_in_order(requests), name="requests")
@@ -378,7 +384,9 @@ class AsyncApplier:
 
     async def _requests_in_order(self, commands: list[ExchangeCommand]) -> None:
         for command in commands:
-            self.submit(await execute(command, self.gateway, self.now))
+            result = await execute(command, self.gateway, self.now)
+            chaos.kill_point("request_answered")
+            self.submit(result)
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         self._requests.discard(task)
@@ -407,3 +415,10 @@ class AsyncApplier:
         self._timer = None
         self._timer_due = None
         self.submit(Tick(max(due, self.now())))
+
+
+def _chaos_before(item: Input) -> None:
+    if isinstance(item, UserEventInput) and isinstance(item.event, OrderUpdate) and item.event.fill is not None:
+        chaos.kill_point("fill_received")
+    elif isinstance(item, ReconcileSnapshot) and item.snapshot is not None:
+        chaos.kill_point("reconcile_read")

@@ -34,6 +34,9 @@ def add_arguments(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
                         help="its HMAC secret, or ed25519:PUBLIC_KEY.pem for an Ed25519 key (one per --api-key)")
     parser.add_argument("--balance", default="10000", help="starting USDT wallet of every account (default 10000)")
     parser.add_argument("--state", type=Path, help="remember orders, positions, trades and ids in this file")
+    parser.add_argument("--order-log", type=Path, metavar="FILE",
+                        help="append every new-order request received (time, account, symbol, client order id) to "
+                             "FILE as JSON lines")
     parser.add_argument("--admin-token", help="enable the loopback-only admin endpoint with this token")
     parser.add_argument("--history", type=int, default=1,
                         help="minutes of candles already closed when the server starts (default 1)")
@@ -82,7 +85,8 @@ def build_config(args: argparse.Namespace) -> tuple[ServerConfig, list[tuple[Cre
     if missing:
         raise ValueError(f"data file(s) not found: {', '.join(missing)}")
     config = ServerConfig(candles=_load_candles(args.data), speed=args.speed, credentials=[c for c, _ in pairs],
-                          balance=balance, state_file=args.state, admin_token=args.admin_token,
+                          balance=balance, state_file=args.state, order_log=args.order_log,
+                          admin_token=args.admin_token,
                           history_minutes=args.history, start_now=args.start_now)
     return config, pairs
 

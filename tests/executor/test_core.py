@@ -461,6 +461,30 @@ def test_restart_recovers_fills_the_stream_missed(db_file) -> None:
         third.close()
 
 
+def test_an_entry_that_filled_while_the_bot_was_down_keeps_its_strategy(db_file) -> None:
+    """Found by the chaos tests: userTrades rows carry no clientOrderId, so the fill reconciliation fetched was
+    booked as nobody's (the position "external", the strategy locked out of its own symbol)."""
+    first = Harness(db_file)
+    first.candle("30000")
+    intent = OrderIntent("alph0000-BTCUSDT-1681948860-enb", "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"),
+                         strategy="alpha", purpose=OrderPurpose.ENTRY)
+    first.repository.save_order_intent(intent, state=IntentState.SENT, time=first.clock.now_ms())
+    first.close()
+    # Sent just before the process died: the exchange filled it; its events died with the process.
+    first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.010"),
+                             client_order_id=intent.client_order_id)
+    second = Harness(db_file, exchange=first.exchange, clock=first.clock)
+    try:
+        assert second.risk.state("global").state.value == "ACTIVE", second.notices
+        (fill,) = second.repository.all_fills()
+        assert fill.client_order_id == intent.client_order_id
+        assert second.core.holdings[BTC].owner == "alpha"
+        (trip,) = second.repository.round_trips()
+        assert (trip.strategy, trip.trip_id, trip.status) == ("alpha", intent.client_order_id, TripStatus.OPEN)
+    finally:
+        second.close()
+
+
 def test_restart_marks_an_intent_that_never_left_only_after_the_window(db_file) -> None:
     first = Harness(db_file)
     first.candle("30000")
@@ -545,8 +569,9 @@ def test_listen_key_expiry_reconciles_and_recovers_missed_fills(harness: Harness
     assert harness.core.holdings[BTC].amount == D("0.010")
     harness.deliver(ListenKeyExpired(harness.clock.now_ms()))
     assert BTC not in harness.core.holdings
+    # userTrades rows name only the order id: ours is recognised by it, the web order stays nameless
     assert {f.client_order_id for f in harness.repository.all_fills()} == {
-        harness.repository.all_orders()[0].client_order_id, "web_close"}
+        harness.repository.all_orders()[0].client_order_id, ""}
     assert harness.risk.state("global").state.value == "ACTIVE"
     assert harness.core.stats.reconciliations == 2  # at start, and after the expiry
 

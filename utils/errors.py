@@ -71,7 +71,7 @@ class BinanceError(Exception):
             return ErrorKind.OUTCOME_UNKNOWN
         if self.code == TIMESTAMP_OUTSIDE_RECV_WINDOW:
             return ErrorKind.CLOCK_SKEW
-        if self.code in AUTH_CODES:
+        if self.code in AUTH_CODES or (self.http_status == 401 and self.code == 0):
             return ErrorKind.AUTH
         return ErrorKind.REJECTED
 
@@ -109,6 +109,11 @@ class OutcomeUnknownError(Exception):
     kind = ErrorKind.OUTCOME_UNKNOWN
 
 
+class UnreadableResponseError(OutcomeUnknownError):
+    """A 2xx answer whose body does not have the documented shape: the request executed (or not) and we cannot
+    tell what it did, so it is handled as an unknown outcome (look it up)."""
+
+
 def classify(code: int, msg: str, http_status: int, *, retry_after_ms: int | None = None) -> BinanceError:
     """The error class for an answer from the exchange (``code`` 0 when the body had none)."""
     if http_status in (418, 429) or code == TOO_MANY_REQUESTS:
@@ -118,6 +123,6 @@ def classify(code: int, msg: str, http_status: int, *, retry_after_ms: int | Non
         return error
     if code == TIMESTAMP_OUTSIDE_RECV_WINDOW:
         return ClockSkewError(code, msg, http_status)
-    if code in AUTH_CODES:
+    if code in AUTH_CODES or (http_status == 401 and code == 0):
         return AuthError(code, msg, http_status)
     return error

@@ -1,10 +1,11 @@
 """The bot's Binance REST client (aiohttp): exact decimal parameters, signing with the server-time offset, per-call
 timeouts, rate-limit pools, and errors classified for the caller (``utils/errors.py``).
 
-Retries: a GET (and any request that provably never left: connection refused) is retried up to ``get_retries``
-times; a -1021 is retried once, for every method, after re-measuring the time offset (the request was refused,
-so nothing executed). Anything else that is not a GET is never retried here: a POST that timed out or got a 5xx
-"Unknown error" may have executed, and only the caller can look it up (by clientOrderId) before sending again.
+Retries: a GET that timed out or got a 5xx (and any request that provably never left: connection refused) is
+retried up to ``get_retries`` times; a -1021 is retried once, for every method, after re-measuring the time
+offset (the request was refused, so nothing executed). Anything else that is not a GET is never retried here: a
+POST that timed out or got a 5xx "Unknown error" may have executed, and only the caller can look it up (by
+clientOrderId) before sending again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from utils.errors import (
     RateLimitedError,
     classify,
 )
+from utils.precision import to_wire
 from utils.ratelimit import Priority, RateLimiter
 from utils.signing import Signer
 from utils.timesync import TimeSync
@@ -57,10 +59,7 @@ def encode_value(name: str, value: ParamValue) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ParameterError(f"parameter {name!r}: {value} is not a finite number")
-        text = format(value, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text or "0"
+        return to_wire(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -99,8 +98,8 @@ class RestClient:
                  rate_limiter: RateLimiter | None = None, session: aiohttp.ClientSession | None = None,
                  on_auth_error: Callable[[AuthError], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._signer = signer
+        self.api_key = api_key
+        self.signer = signer
         self.recv_window_ms = recv_window_ms
         self.timeout_sec = timeout_sec
         self.get_retries = get_retries
@@ -132,7 +131,8 @@ class RestClient:
 
     # --------------------------------------------------------------------------------------------- calls
     async def server_time(self) -> int:
-        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, never waits for the rate limiter)."""
+        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, first in the rate-limit queue)."""
+        await self.rate_limiter.acquire(1, 0, Priority.EXIT)
         body = await self._send("GET", "/fapi/v1/time", "", "", {}, self.timeout_sec)
         try:
             return int(body["serverTime"])
@@ -152,9 +152,9 @@ class RestClient:
         timeout = self.timeout_sec if timeout_sec is None else timeout_sec
         headers: dict[str, str] = {}
         if signed or api_key:
-            if not self._api_key:
+            if not self.api_key:
                 raise AuthError(-2014, "no API key configured for a call that needs one", 0)
-            headers["X-MBX-APIKEY"] = self._api_key
+            headers["X-MBX-APIKEY"] = self.api_key
         attempts = 0
         clock_retried = False
         while True:
@@ -183,16 +183,16 @@ class RestClient:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
             except BinanceError as exc:
-                if method != "GET" or not exc.outcome_unknown or attempts > self.get_retries:
+                if method != "GET" or exc.http_status < 500 or attempts > self.get_retries:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
 
     def _signed_text(self, text: str) -> str:
-        if self._signer is None:
+        if self.signer is None:
             raise AuthError(-2014, "no API secret configured for a SIGNED call", 0)
         stamp = f"recvWindow={self.recv_window_ms}&timestamp={self.time_sync.now_ms()}"
         total = f"{text}&{stamp}" if text else stamp
-        return f"{total}&signature={self._signer.signature_param(total)}"
+        return f"{total}&signature={self.signer.signature_param(total)}"
 
     async def _send(self, method: str, path: str, query: str, body: str, headers: Mapping[str, str],
                     timeout: float) -> Any:

@@ -68,8 +68,7 @@ class ReconnectingWebSocket:
                  max_backoff_sec: float = 60.0, initial_backoff_sec: float = DEFAULT_INITIAL_BACKOFF_SEC,
                  silence_timeout_sec: float = DEFAULT_SILENCE_TIMEOUT_SEC,
                  max_lifetime_sec: float = DEFAULT_MAX_LIFETIME_SEC,
-                 session: aiohttp.ClientSession | None = None, rng: random.Random | None = None,
-                 heartbeat_sec: float | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None, rng: random.Random | None = None) -> None:
         self._url = url
         self._on_message = on_message
         self.name = name
@@ -82,7 +81,6 @@ class ReconnectingWebSocket:
         self._session = session
         self._owns_session = session is None
         self._rng = rng or random.Random()
-        self._heartbeat_sec = heartbeat_sec
         self._stopping = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reconnect_now = False
@@ -99,16 +97,170 @@ class ReconnectingWebSocket:
         return max(0, self.connects - 1)
 
     async def run(self) -> None:
-        """Connect, read, reconnect, until :meth:`stop`."""
-        raise NotImplementedError
+        """Connect, read, reconnect, until :meth:`stop`. Never raises for connection trouble."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        attempt = 0
+        try:
+            while not self._stopping.is_set():
+                self.state = ConnectionState.CONNECTING
+                reason, healthy = await self._connect_and_read()
+                if self._stopping.is_set():
+                    break
+                if healthy:
+                    attempt = 0
+                if self._reconnect_now or reason == "lifetime":
+                    self._reconnect_now = False
+                    continue
+                delay = backoff_delay(attempt, initial_sec=self.initial_backoff_sec, max_sec=self.max_backoff_sec,
+                                      rng=self._rng)
+                attempt += 1
+                self.state = ConnectionState.BACKING_OFF
+                log.info("%s: %s; reconnecting in %.2f s", self.name, reason, delay,
+                         extra={"stream": self.name, "reason": reason, "delay_sec": round(delay, 3)})
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+        finally:
+            self.state = ConnectionState.STOPPED
+            self._connected.clear()
+            if self._owns_session and self._session is not None:
+                await self._session.close()
+                self._session = None
+
+    async def _resolve_url(self) -> str:
+        if isinstance(self._url, str):
+            return self._url
+        url = self._url()
+        if not isinstance(url, str):
+            url = await url
+        return url
+
+    async def _connect_and_read(self) -> tuple[str, bool]:
+        """One connection's life: (why it ended, whether it delivered anything, so the back-off restarts)."""
+        assert self._session is not None
+        try:
+            url = await self._resolve_url()
+            ws = await self._session.ws_connect(url, autoping=False, max_msg_size=0,
+                                                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                                                heartbeat=None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is retried after the back-off
+            self.last_error = f"connect failed: {type(exc).__name__}: {exc}"[:300]
+            return self.last_error, False
+        self._ws = ws
+        self.connects += 1
+        self._connected_at = self._last_message = time.monotonic()
+        healthy = False
+        reason = "closed"
+        try:
+            if self._on_connect is not None:
+                await self._on_connect(self.connects > 1)
+            self.state = ConnectionState.CONNECTED
+            self._connected.set()
+            reason, healthy = await self._read(ws)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing hook costs this connection, not the stream
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("%s: connection set-up failed: %s", self.name, reason, extra={"stream": self.name})
+        finally:
+            self._connected.clear()
+            self._ws = None
+            self._connected_at = None
+            if not ws.closed:
+                try:
+                    await asyncio.wait_for(ws.close(), 2.0)
+                except (TimeoutError, aiohttp.ClientError, OSError):
+                    pass
+            if reason not in ("stopped",):
+                self.last_error = reason
+            if self._on_disconnect is not None and not self._stopping.is_set():
+                try:
+                    await self._on_disconnect(reason)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s: on_disconnect failed: %s", self.name, exc)
+        return reason, healthy
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, bool]:
+        started = time.monotonic()
+        healthy = False
+        pinged = False
+        while True:
+            now = time.monotonic()
+            lifetime_left = self.max_lifetime_sec - (now - started)
+            if lifetime_left <= 0:
+                return "lifetime", True
+            quiet = now - (self._last_message or now)
+            wait = (self.silence_timeout_sec / 2 if not pinged else self.silence_timeout_sec) - quiet
+            try:
+                message = await ws.receive(timeout=max(0.001, min(wait, lifetime_left)))
+            except TimeoutError:
+                if time.monotonic() - started >= self.max_lifetime_sec:
+                    return "lifetime", True
+                if not pinged:
+                    pinged = True  # half the silence allowance passed: ask for a pong before calling it dead
+                    try:
+                        await ws.ping()
+                    except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                        return "connection lost", healthy
+                    continue
+                return f"silent for {self.silence_timeout_sec:g} s", healthy
+            kind = message.type
+            if kind is aiohttp.WSMsgType.TEXT:
+                self._last_message = time.monotonic()
+                pinged = False
+                healthy = True
+                try:
+                    await self._on_message(message.data)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bad frame is skipped, never fatal
+                    self.malformed_frames += 1
+                    log.warning("%s: frame skipped: %s: %s | %.300s", self.name, type(exc).__name__, exc,
+                                message.data, extra={"stream": self.name})
+            elif kind is aiohttp.WSMsgType.PING:
+                self._last_message = time.monotonic()
+                pinged = False
+                try:
+                    await ws.pong(message.data)
+                except (ConnectionError, RuntimeError, aiohttp.ClientError):
+                    return "connection lost", healthy
+            elif kind is aiohttp.WSMsgType.PONG:
+                self._last_message = time.monotonic()
+                pinged = False
+            elif kind is aiohttp.WSMsgType.BINARY:
+                self._last_message = time.monotonic()
+                self.malformed_frames += 1
+                log.warning("%s: binary frame skipped (%d bytes)", self.name, len(message.data))
+            else:
+                if self._stopping.is_set():
+                    return "stopped", healthy
+                if self._reconnect_now:
+                    return "reconnect requested", healthy
+                if kind is aiohttp.WSMsgType.ERROR:
+                    return f"connection error: {ws.exception()}", healthy
+                return f"closed by the server (code {ws.close_code})", healthy
 
     async def stop(self) -> None:
-        """Close the connection and end :meth:`run`."""
-        raise NotImplementedError
+        """Close the connection and end :meth:`run` (which returns soon after)."""
+        self._stopping.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            try:
+                await asyncio.wait_for(ws.close(), 2.0)
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                pass
 
     def reconnect(self) -> None:
-        """Drop the current connection and connect again (e.g. a listenKey was replaced)."""
-        raise NotImplementedError
+        """Drop the current connection and connect again at once (e.g. a listenKey was replaced)."""
+        self._reconnect_now = True
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            asyncio.get_running_loop().create_task(ws.close())
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until a connection is open (and its ``on_connect`` has run)."""
@@ -116,7 +268,10 @@ class ReconnectingWebSocket:
 
     async def send_json(self, payload: Any) -> None:
         """Send a control frame (SUBSCRIBE, ...) on the open connection."""
-        raise NotImplementedError
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise ConnectionError(f"{self.name}: not connected")
+        await ws.send_json(payload)
 
     def status(self) -> ConnectionStatus:
         now = time.monotonic()

@@ -24,7 +24,6 @@ from cli.preflight import writable_folder_problem
 from config.problems import ConfigError, problems_from_validation_error
 from config.settings import MAINNET_ENDPOINTS, SECRET_FIELDS, Settings
 from marketdata.download import (
-    DAY_MS,
     Downloader,
     DownloadError,
     FileResult,
@@ -208,5 +207,3 @@ def _gap_notes(symbol: str, kind: str, file: FileResult, what: str) -> list[str]
                  f"{symbol} {kind}: gaps are left as they are")
     return lines
 
-
-__all__ = ["DAY_MS", "add_arguments", "command_download", "symbol_list", "utc_day_start"]

@@ -42,21 +42,21 @@ logger = logging.getLogger("marketdata.download")
 
 KLINES_PER_PAGE = 1500
 FUNDING_PER_PAGE = 1000
-DAY_MS = 86_400_000
-# Binance's weight of GET /fapi/v1/klines by limit: [1, 100) 1, [100, 500) 2, [500, 1000] 5, above 10.
-KLINES_WEIGHT = 10
+
 # A kline counts as closed once the market's clock is this far past its close time (Binance may still be
 # settling the last trades of the minute for a moment after it ends).
 CLOSE_SETTLE_MS = 2_000
 # Funding is settled every 8 hours at most (4 h, 2 h and 1 h exist): a longer silence is a hole in the history.
 LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000 + MINUTE_MS
-
-
-
-# A request that fails for a passing reason (no answer, a 5xx) is sent again this many times, waiting longer each
-# time; a rate limit (429 / 418) is waited out (the REST client holds every request until its Retry-After).
+# A request that fails for a passing reason (no answer, a 5xx) is tried this many times in all, waiting twice as
+# long after each failure; a rate limit (429 / 418) is waited out for its Retry-After, up to RATE_LIMITED_ATTEMPTS.
 TRANSIENT_ATTEMPTS = 6
 RATE_LIMITED_ATTEMPTS = 20
+
+
+def klines_weight(limit: int) -> int:
+    """Binance's weight of GET /fapi/v1/klines by ``limit``: [1, 100) 1, [100, 500) 2, [500, 1000] 5, above 10."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
 class DownloadError(Exception):
@@ -303,7 +303,7 @@ class Downloader:
                 window_end = min(cursor + KLINES_PER_PAGE * MINUTE_MS, until_ms)
                 raw = await self._get("/fapi/v1/klines", {
                     "symbol": symbol, "interval": "1m", "startTime": cursor, "endTime": window_end - 1,
-                    "limit": KLINES_PER_PAGE}, KLINES_WEIGHT)
+                    "limit": KLINES_PER_PAGE}, klines_weight(KLINES_PER_PAGE))
                 rows = _kline_page(symbol, raw, cursor, window_end)
                 file.append([row.csv_line() for row in rows])
                 open_times.extend(row.open_time for row in rows)

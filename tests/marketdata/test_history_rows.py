@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marketdata.download import klines_weight
 from marketdata.history_rows import (
     FundingRow,
     RowError,
@@ -129,3 +130,9 @@ def test_a_funding_entry_keeps_binance_s_exact_rate_or_is_refused(time, rate, sy
                                   "1682000000000,0.0001,7", "²,0.0001"])
 def test_a_line_that_is_not_a_whole_funding_row_has_no_time(line) -> None:
     assert funding_time(line) is None
+
+
+@pytest.mark.parametrize(("limit", "weight"), [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10),
+                                               (1500, 10)])
+def test_a_kline_page_weighs_what_binance_charges_for_its_limit(limit, weight) -> None:
+    assert klines_weight(limit) == weight

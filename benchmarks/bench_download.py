@@ -9,7 +9,7 @@ seeded synthetic candles), with its weight limit raised so the limit is not what
     written and fsynced a page at a time), 66 pages of 1,500 klines, in klines per second;
   * baseline: the same 66 GET /fapi/v1/klines requests sent with a bare aiohttp session, bodies read and parsed as
     JSON and nothing else, in the same run (the server's own cost is in both);
-  * a second run over the finished file (reopened and checked, nothing fetched but one premiumIndex);
+  * a second run over the finished file (reopened and checked; nothing fetched but premiumIndex and fundingRate);
   * what Binance's budget allows: 2,400 weight a minute / 10 per page = 240 pages = 360,000 klines a minute.
 """
 

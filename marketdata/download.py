@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from marketdata.history_files import HistoryFile, HistoryFileError
+from marketdata.history_files import HistoryFile, HistoryFileError, Reopened
 from marketdata.history_rows import (
     FUNDING_HEADER,
     MINUTE_MS,
@@ -334,7 +334,7 @@ class Downloader:
         return result
 
 
-def _open(file: HistoryFile) -> Any:
+def _open(file: HistoryFile) -> Reopened:
     try:
         return file.open()
     except HistoryFileError as error:

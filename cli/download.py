@@ -36,7 +36,7 @@ from utils.rest import RestClient
 
 DEFAULT_OUT = Path("data")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Shown for the symbols' gaps beyond this many (the rest are counted).
 GAPS_SHOWN = 10
 

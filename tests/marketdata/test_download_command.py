@@ -3,14 +3,19 @@ and by kill -9 mid-way and run again; and the one-line errors for bad symbols, d
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import re
 import signal
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import main
-from cli.download import download_base_url
+from cli.download import download_base_url, symbol_list, utc_day_start
 from config.settings import Settings
 from tests.main_process import RunningMain, run_main
 from tests.marketdata.week import KLINE_NAME, RealWeek, serve_week
@@ -143,3 +148,22 @@ def test_a_server_that_does_not_answer_is_one_line_and_exit_2(tmp_path, unused_t
     assert error.startswith(f"download stopped: cannot reach http://127.0.0.1:{unused_tcp_port}: GET /fapi/v1/time: "
                             "could not connect (")
     assert error.endswith("; check the network or REST_BASE_URL\n") and error.count("\n") == 1
+
+
+@given(day=st.dates(min_value=date(2000, 1, 1), max_value=date(9999, 12, 31)))
+def test_any_utc_day_is_read_as_its_midnight(day) -> None:
+    assert utc_day_start(day.isoformat()) == int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+
+
+@given(text=st.text(max_size=30))
+def test_any_other_text_for_a_day_or_symbols_is_refused_with_a_message(text) -> None:
+    for parse in (utc_day_start, symbol_list):
+        try:
+            value = parse(text)
+        except argparse.ArgumentTypeError as error:
+            assert repr(text) in str(error) or repr(text.strip()) in str(error)
+            continue
+        if parse is utc_day_start:
+            assert re.fullmatch(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*", text) and value % 86_400_000 == 0
+        else:
+            assert value and all(re.fullmatch(r"[A-Z0-9]{2,20}", symbol) for symbol in value)

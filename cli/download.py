@@ -2,6 +2,8 @@
 
 The arguments are checked here (symbols, UTC days, the output folder), the work is ``marketdata/download.py``'s;
 this module shows a progress bar while it runs and one line per file, and every gap the exchange has, at the end.
+Describing the options imports nothing but the standard library (every ``main.py`` start builds the parser); the
+REST client, rich and the settings are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -15,24 +17,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from cli.preflight import writable_folder_problem
-from config.problems import ConfigError, problems_from_validation_error
-from config.settings import MAINNET_ENDPOINTS, SECRET_FIELDS, Settings
-from marketdata.download import (
-    Downloader,
-    DownloadError,
-    FileResult,
-    SymbolResult,
-    TimeRange,
-    utc_minute,
-)
-from utils.log import setup_logging
-from utils.rest import RestClient
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from marketdata.download import FileResult, SymbolResult, TimeRange
 
 DEFAULT_OUT = Path("data")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
@@ -91,18 +80,27 @@ def add_arguments(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
                         help=f"folder for the files (default {DEFAULT_OUT}/; created if missing)")
 
 
+def _day(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
 def _range_problem(arguments: argparse.Namespace, now_ms: int) -> str | None:
     start, end = arguments.start_ms, arguments.end_ms
     if end <= start:
-        return (f"--to {utc_minute(end)[:10]} is not after --from {utc_minute(start)[:10]}: --to is the day after "
-                "the last one to download (e.g. --from 2024-01-01 --to 2024-02-01 for January)")
+        return (f"--to {_day(end)} is not after --from {_day(start)}: --to is the day after the last one to "
+                "download (e.g. --from 2024-01-01 --to 2024-02-01 for January)")
     if start > now_ms:
-        return f"--from {utc_minute(start)[:10]} is in the future: there is nothing to download yet"
+        return f"--from {_day(start)} is in the future: there is nothing to download yet"
     return None
 
 
 def _settings(env_file: Path) -> Settings:
     """The settings alone (the download needs no symbols.toml, API keys or database)."""
+    from pydantic import ValidationError
+
+    from config.problems import ConfigError, problems_from_validation_error
+    from config.settings import SECRET_FIELDS, Settings
+
     chosen = env_file if env_file.is_file() else None
     try:
         return Settings(_env_file=chosen)  # _env_file: pydantic-settings' own keyword
@@ -115,10 +113,17 @@ def _settings(env_file: Path) -> Settings:
 
 def download_base_url(settings: Settings) -> str:
     """``REST_BASE_URL``, else the mode's; in sim mode mainnet's public host (market data sends no order)."""
+    from config.settings import MAINNET_ENDPOINTS
+
     return settings.rest_base_url or MAINNET_ENDPOINTS.rest_base_url
 
 
 def command_download(env_file: Path, arguments: argparse.Namespace) -> int:
+    from cli.preflight import writable_folder_problem
+    from config.problems import ConfigError
+    from marketdata.download import DownloadError, TimeRange, utc_minute
+    from utils.log import setup_logging
+
     problem = _range_problem(arguments, time.time_ns() // 1_000_000)
     problem = problem or writable_folder_problem(arguments.out, "--out")
     if problem:
@@ -152,6 +157,12 @@ def command_download(env_file: Path, arguments: argparse.Namespace) -> int:
 
 
 async def _download(base_url: str, symbols: Sequence[str], span: TimeRange, out: Path) -> list[SymbolResult]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from marketdata.download import Downloader
+    from utils.rest import RestClient
+
     logging.getLogger("utils.timesync").setLevel(logging.WARNING)  # the offset is of no interest here
     console = Console(stderr=True)
     async with RestClient(base_url) as rest:
@@ -171,6 +182,8 @@ async def _download(base_url: str, symbols: Sequence[str], span: TimeRange, out:
 
 
 def _print_results(results: Sequence[SymbolResult]) -> None:
+    from marketdata.download import utc_minute
+
     notes: list[str] = []
     for result in results:
         for kind, file in (("klines", result.klines), ("funding", result.funding)):

@@ -14,11 +14,12 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from simulator.server.app import ServerConfig, SimServer
-from simulator.server.auth import Credentials
-from utils.domain import Candle
-from utils.klines_csv import interval_from_filename, load_klines_csv, symbol_from_filename
+if TYPE_CHECKING:  # imported where used: `main.py --help` and the bot's start-up need only add_arguments
+    from simulator.server.app import ServerConfig, SimServer
+    from simulator.server.auth import Credentials
+    from utils.domain import Candle
 
 
 def add_arguments(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +51,8 @@ def _mask(secret: str) -> str:
 
 
 def _load_candles(paths: list[Path]) -> dict[str, list[Candle]]:
+    from utils.klines_csv import interval_from_filename, load_klines_csv, symbol_from_filename
+
     candles: dict[str, list[Candle]] = {}
     for path in paths:
         symbol = symbol_from_filename(path)
@@ -65,6 +68,9 @@ def _load_candles(paths: list[Path]) -> dict[str, list[Candle]]:
 
 
 def build_config(args: argparse.Namespace) -> tuple[ServerConfig, list[tuple[Credentials, bool]]]:
+    from simulator.server.app import ServerConfig
+    from simulator.server.auth import Credentials
+
     """The server's configuration from the command line, and each key pair with "was it generated"."""
     if len(args.api_key) != len(args.api_secret):
         raise ValueError("give one --api-secret for every --api-key, in the same order")
@@ -115,6 +121,8 @@ def banner(server: SimServer, pairs: list[tuple[Credentials, bool]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from simulator.server.app import SimServer
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:

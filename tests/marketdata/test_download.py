@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.download import _print_results
 from marketdata.download import Downloader, DownloadError, Gap, SymbolResult, TimeRange
 from simulator.server.ratelimit import RateLimitConfig
 from tests.marketdata.week import (
@@ -136,6 +137,25 @@ async def test_gaps_in_the_served_data_are_reported_not_filled(sim_server_factor
 
     [again] = await download(server, tmp_path)  # a second run reports the same gaps from the file
     assert (again.klines.gaps, again.klines.rows_written) == (result.klines.gaps, 0)
+
+
+async def test_data_ending_early_is_a_kline_gap_and_a_funding_gap_in_the_notes(sim_server_factory, real_week,
+                                                                               tmp_path, capsys) -> None:
+    two_days = {"BTCUSDT": real_week.candles["BTCUSDT"][:2 * 1440]}  # the symbol "stopped trading" after two days
+    server = await serve_week(sim_server_factory, real_week, candles=two_days, real_funding=False)
+    three_days = TimeRange(WEEK_START_MS, WEEK_START_MS + 3 * 1440 * MINUTE)
+    [result] = await download(server, tmp_path, span=three_days)
+    day_3 = WEEK_START_MS + 2 * 1440 * MINUTE
+    assert result.klines.gaps == [Gap(day_3, three_days.end_ms - MINUTE)]
+    # The last funding the server settled was at 00:00 on the third day, as the last candle closed.
+    assert (result.funding.rows, result.funding.gaps) == (6, [Gap(day_3 + 1, three_days.end_ms - 1)])
+    _print_results([result])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith("2023-04-20_2023-04-22.csv  2,880 rows (2,880 new), 1,440 minutes missing (see below)")
+    assert "NOTE BTCUSDT klines: the exchange has no kline from 2023-04-22 00:00 to 2023-04-22 23:59 UTC " \
+           "(1440 minutes)" in printed
+    assert "NOTE BTCUSDT funding: the exchange has no funding for more than 8 hours from 2023-04-22 00:00 to " \
+           "2023-04-22 23:59 UTC (1440 minutes)" in printed
 
 
 async def test_weight_used_by_others_on_the_same_ip_is_waited_out_without_a_429(sim_server_factory, real_week,

@@ -11,7 +11,6 @@ writing the same file is refused (an exclusive ``flock``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +22,14 @@ except ImportError:  # pragma: no cover - not on Windows; the lock is then skipp
 
 KeyOfLine = Callable[[str], int | None]
 FULLY_CHECKED_ROWS = 16
-_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
-def _quick_key(line: str, commas: int) -> int | None:
+def _quick_key(line: bytes, commas: int) -> int | None:
     """The first field of a line with the right number of fields, if it is an integer."""
-    if line.count(",") != commas:
+    if line.count(b",") != commas:
         return None
-    first = line.split(",", 1)[0]
-    return int(first) if _DIGITS.fullmatch(first) else None
+    first = line[:line.find(b",")] if commas else line
+    return int(first) if first.isdigit() and len(first) <= 20 else None
 
 
 class HistoryFileError(Exception):
@@ -102,22 +100,21 @@ class HistoryFile:
         if end == 0:
             return reopened, 0  # empty, or not even a whole header: start again
         raw_lines = content[:end].split(b"\n")[:-1]
-        lines = [line.decode("utf-8", errors="replace") for line in raw_lines]
-        if lines[0] != self.header_line:
+        header = raw_lines[0].decode("utf-8", errors="replace")
+        if header != self.header_line:
             raise HistoryFileError(
-                f"{self.path} exists but is not a file this command writes (its first line is {lines[0][:80]!r}, "
+                f"{self.path} exists but is not a file this command writes (its first line is {header[:80]!r}, "
                 f"expected {self.header_line!r}): move it away or choose another --out folder")
-        offsets = [0]
-        for raw_line in raw_lines:
-            offsets.append(offsets[-1] + len(raw_line) + 1)
+        keep = len(raw_lines[0]) + 1
         keys: list[int] = []
         bad: list[int] = []  # line numbers of rows that do not parse: a crash's leftovers if nothing good follows
-        fully_checked = len(lines) - FULLY_CHECKED_ROWS
+        fully_checked = len(raw_lines) - FULLY_CHECKED_ROWS
         commas = self.header_line.count(",")
-        for number, line in enumerate(lines[1:], start=2):
+        for number, raw_line in enumerate(raw_lines[1:], start=2):
             # Rows this module wrote are whole; only the last few can be a crash's leftovers: those are parsed in
-            # full, the others only enough to tell their key (a year of klines reopens in well under a second).
-            key = self._key_of_line(line) if number > fully_checked else _quick_key(line, commas)
+            # full, the others only enough to tell their key (a year of klines reopens in under a second).
+            key = (self._key_of_line(raw_line.decode("utf-8", errors="replace")) if number > fully_checked
+                   else _quick_key(raw_line, commas))
             if key is None:
                 bad.append(number)
                 continue
@@ -127,9 +124,10 @@ class HistoryFile:
                 raise HistoryFileError(f"{self.path}:{bad[0] if bad else number}: {problem}: the file was changed "
                                        "by something else; delete it to download it again")
             keys.append(key)
+            keep += len(raw_line) + 1
         reopened.keys = keys
         reopened.dropped_rows = len(bad)
-        return reopened, offsets[len(keys) + 1]
+        return reopened, keep
 
     def append(self, lines: Sequence[str]) -> None:
         """Append complete rows (one write, then fsync): after a crash, each is there in full or not at all."""

@@ -9,7 +9,7 @@ UPDATE`` on PostgreSQL), so two processes sharing a database cannot interleave t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from itertools import islice
@@ -429,6 +429,14 @@ class Repository:
         values = to_columns(fill)
         with self._write() as connection:
             return self._insert_if_absent(connection, FILLS, ["symbol", "trade_id"], values)
+
+    def record_fills(self, fills: Sequence[Fill]) -> None:
+        """Store many trades in one statement (those already stored are left as they are)."""
+        if not fills:
+            return
+        statement = self._insert(FILLS).on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
+        with self._write() as connection:
+            connection.execute(statement, [to_columns(fill) for fill in fills])
 
     def fills_for_order(self, client_order_id: str) -> list[Fill]:
         """The trades of one order, in the order they happened."""

@@ -10,6 +10,8 @@
     uv run main.py migrate              apply database migrations and exit
     uv run main.py reconcile            compare the database with the exchange (exit 3: unexplained, halted)
     uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
+    uv run main.py download --symbols BTCUSDT --from 2024-01-01 --to 2024-02-01
+                                        fetch 1m klines and funding rates into CSV files (see docs/data.md)
 
 Exit codes: 0 done, 1 nothing to show (no database yet), 2 a problem named on stderr (bad setting, argument,
 file, folder or database); ``status`` has its own (above).
@@ -88,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    if arguments.command == "download":  # needs the settings only: no symbols.toml, API keys or database
+        from cli.download import command_download
+
+        return command_download(arguments.env_file if arguments.env_file is not None else DEFAULT_ENV_FILE,
+                                arguments)
     try:
         config = _load(arguments.env_file)
     except ConfigError as error:

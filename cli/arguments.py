@@ -207,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
         "The bot must be stopped (it reconciles by itself while it runs).",
         "reconcile", "--env-file production.env reconcile",
     )
+    from cli.download import add_arguments as add_download_arguments
     from simulator.server.cli import add_arguments as add_simserver_arguments
 
+    add_download_arguments(sub)
     add_simserver_arguments(sub)
     return parser
 

@@ -9,7 +9,8 @@ confirmed once more (the core's rule, 5 s later) and then halts trading, as it w
 
 Against which exchange: in sim mode, the simulated account saved in the database (it is saved again afterwards,
 since reconciliation may place protective orders or cancel foreign ones); in testnet / mainnet mode, the
-configured Binance endpoints. The bot must not be running (its heartbeat fresh): it reconciles itself.
+configured Binance REST endpoint, with the keys, time sync and exchangeInfo the live shell uses (mainnet still
+needs MAINNET_CONFIRM). The bot must not be running (its heartbeat fresh): it reconciles itself.
 
 Exit codes: 0 nothing unexplained, 1 nothing to reconcile (no database, or no simulated account in it), 2 a
 problem named on stderr (setting, database, exchange unreachable), 3 unexplained differences (trading halted;
@@ -18,6 +19,7 @@ problem named on stderr (setting, database, exchange unreachable), 3 unexplained
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -28,9 +30,10 @@ from database.access import explain, open_existing, shown_url
 from database.errors import DatabaseMissing, DatabaseUnavailable
 from database.journal import RepositoryJournal
 from database.repository import Repository
+from executor.gateway import ExchangeGateway
 from executor.reconcile import ReconcilePlan
 from executor.risk import GLOBAL_SCOPE
-from runtime.applier import SyncApplier, run_sync
+from runtime.applier import AsyncApplier, SyncApplier, run_sync
 from runtime.assembly import build_core
 from runtime.heartbeat import HEARTBEAT_FILE, Liveness, liveness, read_heartbeat, utc_text
 from simulator.engine import SimExchange
@@ -38,6 +41,7 @@ from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
 from simulator.state import StateError
 from utils.clock import SimulatedClock
+from utils.errors import BinanceError, OutcomeUnknownError
 
 EXIT_CLEAN = 0
 EXIT_NOTHING = 1
@@ -83,8 +87,7 @@ def command_reconcile(config: AppConfig) -> int:
     try:
         if settings.mode.value == "sim":
             return _reconcile_sim_account(config, repository)
-        return _fail(f"MODE={settings.mode.value}: reconciling against Binance needs the live client; "
-                     "use MODE=sim to reconcile the simulated account saved in the database.")
+        return asyncio.run(_reconcile_live(config, repository))
     except DatabaseUnavailable as error:
         return _fail(str(error))
     except Exception as error:  # the database went away mid-way, say: one line, not a traceback
@@ -115,7 +118,7 @@ def _reconcile_sim_account(config: AppConfig, repository: Repository) -> int:
     filters = {symbol: all_filters[symbol] for symbol in symbols if symbol in all_filters}
     parts = build_core(config, repository, filters)
     gateway = SimGateway(exchange)
-    found = _found(gateway)
+    found = run_sync(_found(gateway))
     applier = SyncApplier(parts.core, gateway, RepositoryJournal(repository), now=clock.now_ms,
                           user_events=gateway.take_user_events, on_notice=lambda notice: None)
     applier.start()
@@ -134,11 +137,63 @@ def _reconcile_sim_account(config: AppConfig, repository: Repository) -> int:
     return EXIT_CLEAN
 
 
-def _found(gateway: SimGateway) -> Found:
-    orders = run_sync(gateway.open_orders())
-    algos = run_sync(gateway.open_algo_orders())
-    positions = [f"{p.symbol} {p.position_side.value} {p.amount}" for p in run_sync(gateway.positions()) if p.amount]
-    account = run_sync(gateway.account())
+async def _reconcile_live(config: AppConfig, repository: Repository) -> int:
+    """Against Binance (or whatever the URLs point at): the same reads and rules as the live shell's start."""
+    from live.gateway import BinanceGateway
+    from runtime.live import startup_problem
+    from utils.rest import RestClient
+    from utils.signing import make_signer
+
+    problem = startup_problem(config)
+    if problem:
+        return _fail(problem)
+    settings = config.settings
+    keys = config.api_keys
+    assert keys is not None and settings.rest_base_url is not None
+    rest = RestClient(settings.rest_base_url, api_key=keys.api_key.get_secret_value(),
+                      signer=make_signer(keys.api_secret.get_secret_value()), recv_window_ms=settings.recv_window_ms,
+                      timeout_sec=settings.rest_timeout_sec)
+    async with rest:
+        try:
+            await rest.time_sync.sync()
+            info = await BinanceGateway(rest).exchange_info()
+        except (BinanceError, OutcomeUnknownError, OSError) as error:
+            return _fail(f"the exchange at {settings.rest_base_url} cannot be read ({type(error).__name__}: "
+                         f"{error}); check REST_BASE_URL, the network and the API key")
+        gateway = BinanceGateway(rest)
+        missing = [s.symbol for s in config.symbols if s.symbol not in info.symbols]
+        if missing:
+            return _fail(f"{', '.join(missing)} (in {settings.symbols_file}) is not listed in the exchange's "
+                         "exchangeInfo")
+        repository.clock = rest.time_sync
+        parts = build_core(config, repository, {s.symbol: info.symbols[s.symbol] for s in config.symbols})
+        applier = AsyncApplier(parts.core, gateway, RepositoryJournal(repository), now=rest.time_sync.now_ms,
+                               on_notice=lambda notice: None)
+        try:
+            await applier.start()
+            await applier.idle()
+            first = parts.core.last_reconcile
+            if first is not None and first.problems:  # confirmed once more before trading halts
+                await asyncio.sleep(parts.core.policy.confirm_difference_ms / 1000 + 0.2)
+                await applier.idle()
+            found = await _found(gateway)
+        finally:
+            await applier.stop()
+    plan = parts.core.last_reconcile or ReconcilePlan(problems=["reconciliation did not run"])
+    print(render(found, plan, f"{settings.mode.value} at {settings.rest_base_url}"))
+    if plan.problems:
+        halted = parts.risk.state(GLOBAL_SCOPE)
+        print(f"\nTrading is {halted.state.value}: {halted.reason}\nLook at the differences above; "
+              "`uv run main.py risk clear global` lets the bot trade again.")
+        return EXIT_UNEXPLAINED
+    return EXIT_CLEAN
+
+
+async def _found(gateway: ExchangeGateway) -> Found:
+    orders = await gateway.open_orders()
+    algos = await gateway.open_algo_orders()
+    positions = [f"{p.symbol} {p.position_side.value} {p.amount}" for p in await gateway.positions() if p.amount]
+    account = await gateway.account()
     return Found(len(orders), len(algos), positions, f"{account.wallet_balance:.2f} USDT")
 
 

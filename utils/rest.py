@@ -1,10 +1,11 @@
 """The bot's Binance REST client (aiohttp): exact decimal parameters, signing with the server-time offset, per-call
 timeouts, rate-limit pools, and errors classified for the caller (``utils/errors.py``).
 
-Retries: a GET (and any request that provably never left: connection refused) is retried up to ``get_retries``
-times; a -1021 is retried once, for every method, after re-measuring the time offset (the request was refused,
-so nothing executed). Anything else that is not a GET is never retried here: a POST that timed out or got a 5xx
-"Unknown error" may have executed, and only the caller can look it up (by clientOrderId) before sending again.
+Retries: a GET that timed out or got a 5xx (and any request that provably never left: connection refused) is
+retried up to ``get_retries`` times; a -1021 is retried once, for every method, after re-measuring the time
+offset (the request was refused, so nothing executed). Anything else that is not a GET is never retried here: a
+POST that timed out or got a 5xx "Unknown error" may have executed, and only the caller can look it up (by
+clientOrderId) before sending again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import Enum
@@ -19,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from utils.errors import (
     AuthError,
@@ -29,6 +32,7 @@ from utils.errors import (
     RateLimitedError,
     classify,
 )
+from utils.precision import to_wire
 from utils.ratelimit import Priority, RateLimiter
 from utils.signing import Signer
 from utils.timesync import TimeSync
@@ -57,10 +61,7 @@ def encode_value(name: str, value: ParamValue) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ParameterError(f"parameter {name!r}: {value} is not a finite number")
-        text = format(value, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text or "0"
+        return to_wire(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -68,12 +69,20 @@ def encode_value(name: str, value: ParamValue) -> str:
     raise ParameterError(f"parameter {name!r}: {type(value).__name__} values are not sent (use Decimal or str)")
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]*\Z").match  # needs no percent-encoding
+
+
 def encode_params(params: Params | None) -> str:
     """``a=1&b=2`` in the given order, values percent-encoded; ``None`` values are left out."""
     if not params:
         return ""
-    return "&".join(f"{name}={quote(encode_value(name, value), safe='')}"
-                    for name, value in params.items() if value is not None)
+    parts = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        text = value if type(value) is str else encode_value(name, value)
+        parts.append(f"{name}={text}" if _PLAIN(text) else f"{name}={quote(text, safe='')}")
+    return "&".join(parts)
 
 
 def _retry_after_ms(headers: Mapping[str, str]) -> int | None:
@@ -132,7 +141,8 @@ class RestClient:
 
     # --------------------------------------------------------------------------------------------- calls
     async def server_time(self) -> int:
-        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, never waits for the rate limiter)."""
+        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, first in the rate-limit queue)."""
+        await self.rate_limiter.acquire(1, 0, Priority.EXIT)
         body = await self._send("GET", "/fapi/v1/time", "", "", {}, self.timeout_sec)
         try:
             return int(body["serverTime"])
@@ -160,11 +170,11 @@ class RestClient:
         while True:
             attempts += 1
             text = encode_params(params)
-            if signed:
+            await self.rate_limiter.acquire(weight, orders, priority)
+            if signed:  # signed after any wait for the budget, so the timestamp is fresh
                 text = self._signed_text(text)
             in_body = method in ("POST", "PUT")
             query, body = ("", text) if in_body else (text, "")
-            await self.rate_limiter.acquire(weight, orders, priority)
             try:
                 return await self._send(method, path, query, body, headers, timeout)
             except ClockSkewError:
@@ -183,7 +193,7 @@ class RestClient:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
             except BinanceError as exc:
-                if method != "GET" or not exc.outcome_unknown or attempts > self.get_retries:
+                if method != "GET" or exc.http_status < 500 or attempts > self.get_retries:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
 
@@ -199,7 +209,8 @@ class RestClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        url = f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
+        # encoded=True: send the query exactly as signed (yarl would otherwise re-quote it, e.g. %3A -> ":").
+        url = URL(f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}", encoded=True)
         all_headers = dict(headers)
         if body:
             all_headers["Content-Type"] = "application/x-www-form-urlencoded"

@@ -1,0 +1,72 @@
+"""``main.py reconcile`` in MODE=testnet, against the simulator server as a separate process: a trade someone made
+while the bot was stopped is found and recorded; a database that lost a trip's close halts trading (exit 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from tests.chaos.harness import API_KEY, API_SECRET, REPO, ChaosRun
+from tests.sim_server import BinanceTestClient
+
+
+@pytest.fixture
+def stopped_bot(tmp_path):
+    """The bot traded a little against a running server and was stopped cleanly."""
+    run = ChaosRun(tmp_path / "world", seed=11)
+    run.start_server()
+    bot = run._bot()
+    assert run._ready(bot, 60), (run.folder / "bot.log").read_text()
+    bot.send_signal(signal.SIGINT)
+    bot.wait(timeout=60)
+    run.stop_server()
+    run.start_server(speed=0)  # the market stands still from here on
+    yield run
+    run.close()
+
+
+def reconcile(run: ChaosRun) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "main.py", "--env-file", str(run.folder / "empty.env"), "reconcile"],
+                          cwd=REPO, env=run.bot_environment(), capture_output=True, text=True, timeout=120)
+
+
+async def _buy(run: ChaosRun, client_order_id: str) -> None:
+    async with BinanceTestClient(run.rest_url, API_KEY, API_SECRET) as client:
+        reply = await client.signed("POST", "/fapi/v1/order", {
+            "symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.05",
+            "newClientOrderId": client_order_id})
+        assert reply.status == 200, reply.body
+
+
+def test_a_trade_made_while_the_bot_was_stopped_is_recorded(stopped_bot: ChaosRun) -> None:
+    first = reconcile(stopped_bot)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"Reconciled with testnet at {stopped_bot.rest_url}" in first.stdout
+    asyncio.run(_buy(stopped_bot, "by-hand-1"))
+    second = reconcile(stopped_bot)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "ETHUSDT: 1 fill(s) recorded that the stream had not delivered" in second.stdout
+    with sqlite3.connect(stopped_bot.folder / "bot.db") as db:
+        (quantity,) = db.execute("select quantity from fills where order_id = (select max(order_id) from fills "
+                                 "where symbol = 'ETHUSDT')").fetchone()
+    assert Decimal(quantity) == Decimal("0.05")
+    result = stopped_bot.compare()
+    assert result.problems == [], result.problems
+
+
+def test_a_difference_nothing_explains_halts(stopped_bot: ChaosRun) -> None:
+    with sqlite3.connect(stopped_bot.folder / "bot.db") as db:
+        row = db.execute("select trip_id, symbol from round_trips where status = 'CLOSED' limit 1").fetchone()
+        if row is None:
+            pytest.skip("the short run closed no trade")  # never seen with seed 11; kept honest rather than hidden
+        db.execute("update round_trips set status = 'OPEN', close_time = null, closed_quantity = '0' "
+                   "where trip_id = ?", (row[0],))
+    done = reconcile(stopped_bot)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "UNEXPLAINED:" in done.stdout and "Trading is HALTED" in done.stdout

@@ -165,9 +165,17 @@ async def _reconcile_live(config: AppConfig, repository: Repository) -> int:
         if missing:
             return _fail(f"{', '.join(missing)} (in {settings.symbols_file}) is not listed in the exchange's "
                          "exchangeInfo")
-        repository.clock = rest.time_sync
+        # The core's time is market time, as in the live shell: the exchange's mark-price time (Binance's server
+        # clock; the simulator's replayed market), moving on with the wall clock while the command runs.
+        try:
+            marks = [await gateway.premium_index(symbol.symbol) for symbol in config.symbols]
+        except (BinanceError, OutcomeUnknownError, OSError) as error:
+            return _fail(f"the exchange at {settings.rest_base_url} cannot be read ({type(error).__name__}: "
+                         f"{error})")
+        clock = _MarketClock(max(mark.event_time for mark in marks))
+        repository.clock = clock
         parts = build_core(config, repository, {s.symbol: info.symbols[s.symbol] for s in config.symbols})
-        applier = AsyncApplier(parts.core, gateway, RepositoryJournal(repository), now=rest.time_sync.now_ms,
+        applier = AsyncApplier(parts.core, gateway, RepositoryJournal(repository), now=clock.now_ms,
                                on_notice=lambda notice: None)
         try:
             await applier.start()
@@ -187,6 +195,17 @@ async def _reconcile_live(config: AppConfig, repository: Repository) -> int:
               "`uv run main.py risk clear global` lets the bot trade again.")
         return EXIT_UNEXPLAINED
     return EXIT_CLEAN
+
+
+class _MarketClock:
+    """Market time read once from the exchange, advancing with the wall clock from then on."""
+
+    def __init__(self, market_ms: int) -> None:
+        self._start_ms = market_ms
+        self._started = time.monotonic()
+
+    def now_ms(self) -> int:
+        return self._start_ms + int((time.monotonic() - self._started) * 1000)
 
 
 async def _found(gateway: ExchangeGateway) -> Found:

@@ -12,8 +12,8 @@ One :class:`ChaosRun`:
    meanwhile the market goes on, and resting stops and take-profits fill with nobody listening;
 3. stops the server (its state saved), starts it again with a stepped clock (the market stands still: a fair
    comparison), runs the bot once more to reconcile, stops it cleanly;
-4. compares: every order on the exchange is in the database once (plain orders by client order id, orders placed
-   by a triggered conditional order by their order id); no client order id reached the server twice; the
+4. compares: every order of ours on the exchange, and every open order of anyone's, is in the database once (plain
+   orders by client order id, orders placed by a triggered conditional order by their order id); no client order id reached the server twice; the
    database's fills equal the exchange's, field by field; its positions equal the exchange's; realized PnL and
    fees summed over the fills agree to the last decimal.
 
@@ -42,6 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from executor.ids import is_our_client_order_id
 from marketdata.synthetic import synthetic_candles
 from runtime.chaos import ENV as CHAOS_ENV
 from runtime.live import LIVE_READY_LINE
@@ -373,6 +374,9 @@ class ChaosRun:
             db.close()
         result.exchange_orders = len(orders)
         for order in orders:
+            if not is_our_client_order_id(order["clientOrderId"]) and order["status"] not in ("NEW",
+                                                                                            "PARTIALLY_FILLED"):
+                continue  # someone else's finished order: reconciliation records its fills, not the order
             if order["clientOrderId"] not in known_cids and order["orderId"] not in triggered:
                 result.lost_orders.append(f"{order['symbol']} {order['clientOrderId']} ({order['status']})")
         result.exchange_fills = len(trades)

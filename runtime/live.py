@@ -644,23 +644,21 @@ class LiveTrader:
                                     "requests_in_flight": bool(self.applier and self.applier.busy)})
 
     def _stream_status(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+        result: dict[str, Any] = {"market": {"state": "not started"}, "user": {"state": "not started"}}
         if self.market is not None:
             stats = self.market.stats()
             result["market"] = {
                 "connections": [_connection(status) for status in self.market.status()],
+                "candles": stats.candles, "mark_prices": stats.mark_prices,
                 "missed_candle_backfills": stats.backfills, "candles_backfilled": stats.candles_backfilled,
-                "duplicates_dropped": stats.duplicates_dropped, "malformed_frames": stats.malformed_frames,
-                "candles": self._candles}
-        else:
-            result["market"] = {"state": "not started"}
+                "backfill_failures": stats.backfill_failures, "duplicates_dropped": stats.duplicates_dropped,
+                "malformed_frames": stats.malformed_frames}
         if self.user is not None:
-            user = _connection(self.user.status())
-            user["listen_key_age_sec"] = _rounded(getattr(self.user, "listen_key_age_sec", None))
-            user["listen_key_renewals"] = getattr(self.user, "listen_key_renewals", None)
-            result["user"] = user
-        else:
-            result["user"] = {"state": "not started"}
+            status = self.user.status()
+            result["user"] = {**_connection(status.connection),
+                              "listen_key_age_sec": _rounded(status.listen_key_age_sec),
+                              "listen_keys_created": status.listen_keys_created, "keepalives": status.keepalives,
+                              "interruptions": status.interruptions, "events": status.events}
         return result
 
     def _rest_status(self) -> dict[str, Any]:

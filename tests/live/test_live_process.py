@@ -1,0 +1,361 @@
+"""The whole bot as a separate process (``MODE=testnet``), pointed at a simulator server the test starts, trading
+real replayed candles through every fault the issue names, then audited against the server's own records.
+
+One server and one bot process share the session (it keeps the file fast): rate limits (429 then 418) first,
+while the real-time minute is about to end; then WebSocket drops mid-candle, a silent connection, a listenKey
+expiry while orders fill, POST timeouts and 503 "Unknown error" with and without execution, the server clock 3 s
+ahead and behind, a symbol that stops TRADING, and -1008 on an exit. At the end the market is frozen, the bot is
+stopped with SIGTERM, and the exchange's orders, fills and positions must equal the database's; the candles table
+must equal the server's candles, none missed and none doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from database.repository import Repository
+from runtime.live import LIVE_READY_LINE
+from simulator.server import ServerConfig, SimServer
+from simulator.server.ratelimit import RateLimitConfig
+from tests.live.helpers import BotProcess, PausableClock, WeightLog, bot_environment, root_id, until
+from tests.main_process import run_main
+from tests.sim_server import OTHER_CREDENTIALS, TEST_API_KEY, TEST_API_SECRET, TEST_CREDENTIALS, BinanceTestClient
+from utils.clock import SystemClock
+from utils.domain import OrderPurpose
+from utils.klines_csv import load_klines_csv
+
+SPEED = 120  # market time at 120 x real time: a 1m candle closes every 0.5 s
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+MINUTE_MS = 60_000
+WEIGHT_LIMIT = 2400
+
+
+@pytest.fixture(scope="module")
+def real_candles(usdm_1m_dir: Path):
+    """Two real days of BTCUSDT and ETHUSDT 1m klines (data.binance.vision, 2023-04-20 on)."""
+    result = {}
+    for symbol in SYMBOLS:
+        path = usdm_1m_dir / f"{symbol}_usdm_1m_2023-04-20_2023-04-26.csv"
+        if not path.is_file():
+            pytest.skip(f"needs {path}")
+        result[symbol] = load_klines_csv(path)[:2 * 1440]
+    return result
+
+
+def _server_offset_ms(target_second: float, after_sec: float) -> int:
+    """A server clock offset so that ``after_sec`` from now its real-time clock is at ``target_second`` of a minute
+    (the 429's Retry-After, to the end of the minute, then stays short)."""
+    then = time.time() + after_sec
+    return int(((target_second - then % 60) % 60) * 1000)
+
+
+def _fills(server: SimServer, symbol: str) -> list:
+    return server.exchange(TEST_API_KEY).user_trades(symbol, from_id=1, limit=1000)
+
+
+def _order_count(server: SimServer) -> int:
+    """Orders the exchange accepted from the bot (each one a signed request that got through)."""
+    exchange = server.exchange(TEST_API_KEY)
+    return sum(len(exchange.all_orders(symbol, order_id=1, limit=1000)) for symbol in SYMBOLS)
+
+
+def _all_fill_count(server: SimServer) -> int:
+    return sum(len(_fills(server, symbol)) for symbol in SYMBOLS)
+
+
+async def _burn_weight(client: BinanceTestClient, weights: WeightLog, server: SimServer) -> tuple[int, int]:
+    """Spend the IP's request weight (klines of a symbol the bot does not trade, 10 each) until the server says
+    429; then one more request, which gets the IP banned (418). Returns the two HTTP statuses seen last."""
+    statuses: list[int] = []
+    for _ in range(WEIGHT_LIMIT // 10 + 20):
+        now = server.gateway.now_ms()
+        window = now - now % MINUTE_MS
+        reply = await client.public("GET", "/fapi/v1/klines", {"symbol": "LTCUSDT", "interval": "1m", "limit": 1500})
+        weights.by_test[window] = weights.by_test.get(window, 0) + 10
+        statuses.append(reply.status)
+        if reply.status == 429:
+            break
+    now = server.gateway.now_ms()
+    window = now - now % MINUTE_MS
+    reply = await client.public("GET", "/fapi/v1/time")  # before Retry-After: the IP is banned
+    weights.by_test[window] = weights.by_test.get(window, 0) + 1
+    return statuses[-1], reply.status
+
+
+async def test_a_live_session_through_every_fault_matches_the_exchange(real_candles, tmp_path: Path) -> None:
+    elapsed = PausableClock()
+    # The bot is trading about 9 s after this; the server's minute then ends some 12 s later.
+    wall = SystemClock(_server_offset_ms(target_second=46, after_sec=9))
+    server = SimServer(ServerConfig(candles=real_candles, speed=SPEED, credentials=[TEST_CREDENTIALS],
+                                    history_minutes=60, rate_limits=RateLimitConfig(first_ban_ms=2000)),
+                       wall_clock=wall, elapsed_clock=elapsed)
+    weights = WeightLog()
+    weights.install(server)
+    await server.start()
+    env = bot_environment(tmp_path, server, RECV_WINDOW_MS="2000", REST_TIMEOUT_SEC="1", WS_SILENCE_SEC="1",
+                          WS_MAX_BACKOFF_SEC="1", EXCHANGE_INFO_REFRESH_SEC="1")
+    bot = BotProcess(env, tmp_path)
+    try:
+        await bot.start()
+        await bot.wait_for_line(LIVE_READY_LINE, timeout=30)
+        await until(lambda: _all_fill_count(server) >= 2, 15, "the first fills", bot)
+
+        # ---- 429 then 418: the test spends the IP's budget close to the end of the server's minute
+        second = lambda: server.gateway.now_ms() % MINUTE_MS / 1000  # noqa: E731
+        await until(lambda: second() >= 50 or second() < 5, 30, "second 50 of the server's minute")
+        if second() < 5:
+            await until(lambda: second() >= 50, 60, "second 50 of the next minute")
+        async with BinanceTestClient(server.rest_url) as client:
+            last, banned = await _burn_weight(client, weights, server)
+        assert (last, banned) == (429, 418)
+        fills_during_ban = _all_fill_count(server)
+        await until(lambda: bot.heartbeat().get("rest", {}).get("errors", {}).get("rate_limited"), 10,
+                    "the bot meeting the rate limit", bot)
+        await until(lambda: _all_fill_count(server) > fills_during_ban and second() < 50, 40,
+                    "trading again after the ban and the minute", bot)
+        rest = bot.heartbeat()["rest"]
+        assert rest["rate_limits"]["back_offs"] >= 1
+
+        # ---- market WebSocket dropped mid-candle, then a connection that goes silent without closing
+        await until(lambda: 20 <= server.market_clock.now_ms() % MINUTE_MS / 1000 <= 40, 5, "the middle of a minute")
+        assert server.faults.drop_connections("market") >= 1
+        await until(lambda: _market(bot).get("connections", [{}])[0].get("reconnects", 0) >= 1, 10,
+                    "the market stream reconnecting after the drop", bot)
+        reconnects = _market(bot)["connections"][0]["reconnects"]
+        assert server.faults.silence_connections("market") >= 1
+        await until(lambda: _market(bot)["connections"][0]["reconnects"] > reconnects, 10,
+                    "the silent market connection replaced", bot)
+        await until(lambda: _market(bot).get("missed_candle_backfills", 0) >= 1, 10, "candles back-filled", bot)
+
+        # ---- listenKey expiry while orders fill: the new key comes 1.5 s (3 market minutes) later
+        gap_fills = 0
+        for _attempt in range(4):
+            interruptions = _user(bot).get("interruptions", 0)
+            server.faults.delay(1500, count=1, method="POST", path="/fapi/v1/listenKey")
+            before = _all_fill_count(server)
+            assert server.faults.expire_listen_key() >= 1
+            await until(lambda i=interruptions: _user(bot).get("interruptions", 0) > i, 10,
+                        "the expiry reported to the core", bot)
+            gap_fills += _all_fill_count(server) - before
+            if gap_fills:
+                break
+        assert gap_fills, "no order filled while the listenKey was being replaced (the check proved nothing)"
+
+        # ---- POST /order: timeouts and 503 "Unknown error", with and without execution
+        unknown_before = bot.heartbeat()["executor"]["outcome_unknown"]
+        for arm in (lambda: server.faults.time_out(1, executed=True, method="POST", path="/fapi/v1/order"),
+                    lambda: server.faults.time_out(1, executed=False, method="POST", path="/fapi/v1/order"),
+                    lambda: server.faults.unknown_error(1, executed=True, method="POST", path="/fapi/v1/order"),
+                    lambda: server.faults.unknown_error(1, executed=False, method="POST", path="/fapi/v1/order")):
+            fault = arm()
+            await until(lambda f=fault: f.remaining == 0, 20, f"an order meeting {fault.kind}", bot)
+        await until(lambda: bot.heartbeat()["executor"]["outcome_unknown"] >= unknown_before + 4, 10,
+                    "four outcomes unknown", bot)
+
+        # ---- the server clock 3 s ahead, then 3 s behind (RECV_WINDOW_MS=2000: both are refused as -1021)
+        for shift in (3000, -3000):
+            server.faults.shift_clock(shift)
+            count = _order_count(server)
+            await until(lambda c=count: _order_count(server) >= c + 3, 20, f"orders with the clock {shift} ms", bot)
+            offset = bot.heartbeat()["rest"]["time_offset_ms"] - wall.offset_ms
+            assert abs(offset - shift) < 500, f"the bot's offset {offset} ms after a {shift} ms shift"
+        server.faults.shift_clock(0)
+
+        # ---- ETHUSDT stops TRADING (exchangeInfo read again every second): no new ETH entries
+        eth = next(s for s in server.exchange_info_document["symbols"] if s["symbol"] == "ETHUSDT")
+        eth["status"] = "SETTLING"
+        await until(lambda: bot.heartbeat().get("exchange_info", {}).get("symbols_not_trading") == {
+            "ETHUSDT": "SETTLING"}, 10, "ETHUSDT seen as not trading", bot)
+        settling = (server.market_clock.now_ms(), 0)
+        await until(lambda: _refused_for_status(tmp_path, "ETHUSDT"), 20, "an ETHUSDT signal refused", bot)
+        settling = (settling[0], server.market_clock.now_ms())
+        eth["status"] = "TRADING"
+
+        # ---- -1008 on an exit: retried until flat
+        throttled_exit = None
+        for _attempt in range(6):
+            await until(lambda: any(p.amount for p in server.exchange(TEST_API_KEY).positions()), 20,
+                        "an open position", bot)
+            fault = server.faults.throttle(2, exempt_reduce_only=False, method="POST", path="/fapi/v1/order")
+            await until(lambda f=fault: f.remaining == 0, 30, "orders meeting -1008", bot)
+            throttled_exit = _throttled_exit(tmp_path)
+            if throttled_exit:
+                break
+        assert throttled_exit, "no exit met the -1008 (the check proved nothing)"
+        await until(lambda: _exit_retried_and_filled(tmp_path, throttled_exit), 20, "the throttled exit retried "
+                    "until it filled", bot)
+
+        # ---- freeze the market, stop with SIGTERM, audit
+        await asyncio.sleep(1.0)
+        elapsed.pause()
+        await asyncio.sleep(1.0)  # the last events reach the bot
+        code = await bot.stop(signal.SIGTERM)
+        assert code == 0, bot.describe()
+        heartbeat = bot.heartbeat()
+        assert heartbeat["process"]["state"] == "stopped"
+        _audit(tmp_path, server, real_candles, bot, settling)
+        bot_weight = weights.bot_weight()
+        assert max(bot_weight.values()) <= WEIGHT_LIMIT, f"the bot's own weight per minute: {bot_weight}"
+    finally:
+        await bot.kill()
+        await server.stop()
+
+
+def _market(bot: BotProcess) -> dict:
+    return bot.heartbeat().get("streams", {}).get("market", {})
+
+
+def _user(bot: BotProcess) -> dict:
+    return bot.heartbeat().get("streams", {}).get("user", {})
+
+
+def _repository(folder: Path) -> Repository:
+    return Repository.open(f"sqlite:///{folder / 'trader.db'}", apply_migrations=False)
+
+
+def _throttled_exit(folder: Path) -> str | None:
+    repository = _repository(folder)
+    try:
+        for record in repository.all_orders():
+            if record.reject_code == -1008 and record.reduce_only:
+                return root_id(record.client_order_id)
+    finally:
+        repository.close()
+    return None
+
+
+def _refused_for_status(folder: Path, symbol: str) -> bool:
+    repository = _repository(folder)
+    try:
+        return any(r.outcome is not None and r.outcome.value == "REFUSED_BY_RISK" and "SETTLING" in (
+            r.outcome_detail or "") for r in repository.signal_records(symbol=symbol))
+    finally:
+        repository.close()
+
+
+def _exit_retried_and_filled(folder: Path, root: str) -> bool:
+    repository = _repository(folder)
+    try:
+        tries = [r for r in repository.all_orders() if root_id(r.client_order_id) == root]
+        return any(r.status is not None and r.status.value == "FILLED" for r in tries) and len(tries) >= 2
+    finally:
+        repository.close()
+
+
+def _audit(folder: Path, server: SimServer, real_candles, bot: BotProcess, settling: tuple[int, int]) -> None:
+    exchange = server.exchange(TEST_API_KEY)
+    repository = _repository(folder)
+    try:
+        records = {r.client_order_id: r for r in repository.all_orders()}
+        for symbol in SYMBOLS:
+            # orders: every order the exchange holds is in the database, with its status and filled quantity
+            orders = exchange.all_orders(symbol, order_id=1, limit=1000)
+            assert orders, f"no {symbol} orders at all"
+            for order in orders:
+                record = records.get(order.client_order_id)
+                assert record is not None, f"{order.client_order_id} is on the exchange, not in the database"
+                if record.is_algo:
+                    continue  # the order a triggered stop placed carries the stop's id; its fills are checked below
+                assert (record.status, record.executed_quantity) == (order.status, order.executed_quantity), (
+                    f"{order.client_order_id}: database {record.status} {record.executed_quantity}, exchange "
+                    f"{order.status} {order.executed_quantity}")
+            # no duplicate: one executed exchange order per entry intent, whatever the retries
+            executed: dict[str, list[str]] = {}
+            for order in orders:
+                record = records[order.client_order_id]
+                if order.executed_quantity > 0 and record.purpose is OrderPurpose.ENTRY:
+                    executed.setdefault(root_id(order.client_order_id), []).append(order.client_order_id)
+            doubled = {root: ids for root, ids in executed.items() if len(ids) > 1}
+            assert not doubled, f"entries executed twice: {doubled}"
+            # fills
+            exchange_fills = {(f.trade_id, f.order_id, f.price, f.quantity) for f in _fills(server, symbol)}
+            stored = {(f.trade_id, f.order_id, f.price, f.quantity) for f in repository.all_fills(symbol)}
+            assert exchange_fills == stored, (f"{symbol} fills: missing {exchange_fills - stored}, "
+                                              f"extra {stored - exchange_fills}")
+            # positions
+            theirs = {p.position_side: p.amount for p in exchange.positions(symbol) if p.amount}
+            ours = {p.position_side: p.amount for p in repository.positions(symbol) if p.amount}
+            assert theirs == ours, f"{symbol} positions: exchange {theirs}, database {ours}"
+            # candles: every closed candle of the session exactly once, equal to the server's data
+            stored_candles = repository.load_candles(symbol, 100_000)
+            opens = [c.open_time for c in stored_candles]
+            assert opens == list(range(opens[0], opens[-1] + MINUTE_MS, MINUTE_MS)), f"{symbol}: candles missing"
+            data = {c.open_time: c for c in real_candles[symbol]}
+            for candle in stored_candles:
+                want = data[candle.open_time]
+                assert (candle.open, candle.high, candle.low, candle.close, candle.volume) == (
+                    want.open, want.high, want.low, want.close, want.volume), f"{symbol} {candle.open_time}"
+        # ETHUSDT while SETTLING: no entry decided then
+        during = [r.client_order_id for r in records.values() if r.symbol == "ETHUSDT"
+                  and r.purpose is OrderPurpose.ENTRY and settling[0] <= r.intent_time <= settling[1]]
+        assert not during, f"ETHUSDT entries while it was not TRADING: {during}"
+    finally:
+        repository.close()
+    text = (Path(bot.env["LOG_DIR"]) / "trader.log").read_text(encoding="utf-8") + bot.stderr() + "\n".join(
+        bot.lines) + (Path(bot.env["STATUS_DIR"]) / "heartbeat.json").read_text(encoding="utf-8")
+    assert TEST_API_SECRET not in text and TEST_API_KEY not in text
+    assert TEST_API_SECRET.encode() not in (folder / "trader.db").read_bytes()
+
+
+# ============================================================================================== start-up refusals
+def test_mainnet_refuses_to_start_without_the_confirmation(tmp_path: Path, env: dict[str, str]) -> None:
+    apikey = tmp_path / ".apikey"
+    apikey.write_text(f"BINANCE_API_KEY={TEST_API_KEY}\nBINANCE_API_SECRET={TEST_API_SECRET}\n", encoding="utf-8")
+    apikey.chmod(0o600)
+    env.update({"MODE": "mainnet", "APIKEY_FILE": str(apikey), "REST_BASE_URL": "http://127.0.0.1:9",
+                "MAINNET_CONFIRM": "yes"})
+    result = run_main([], env, timeout=60)
+    assert result.returncode == 2
+    assert "MAINNET_CONFIRM=I-UNDERSTAND-REAL-MONEY" in result.stderr and "REAL MONEY" in result.stderr
+    assert TEST_API_SECRET not in result.stderr + result.stdout
+
+
+async def test_a_position_mode_that_cannot_be_changed_stops_the_start_naming_it(sim_server_factory,
+                                                                               tmp_path: Path) -> None:
+    server = await sim_server_factory(credentials=[TEST_CREDENTIALS, OTHER_CREDENTIALS], history_minutes=5)
+    async with BinanceTestClient(server.rest_url) as client:  # the account holds a position (one-way mode)
+        reply = await client.signed("POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                              "quantity": "0.010"})
+        assert reply.status == 200, reply.body
+    bot = BotProcess(bot_environment(tmp_path, server, POSITION_MODE="HEDGE"), tmp_path)
+    try:
+        await bot.start()
+        code = await bot.wait(timeout=60)
+    finally:
+        await bot.kill()
+    stderr = bot.stderr()
+    assert code == 2, bot.describe()
+    assert "POSITION_MODE=HEDGE" in stderr and "1 position(s)" in stderr and "POSITION_MODE=ONEWAY" in stderr
+    assert server.exchange(TEST_API_KEY).dual_side_position is False
+    assert [p.amount for p in server.exchange(TEST_API_KEY).positions("BTCUSDT") if p.amount] == [Decimal("0.010")]
+
+
+async def test_the_heartbeat_names_every_live_field(sim_server_factory, tmp_path: Path) -> None:
+    """A short session on synthetic candles: the heartbeat carries each field the runbook explains."""
+    server = await sim_server_factory(speed=SPEED, history_minutes=30)
+    bot = BotProcess(bot_environment(tmp_path, server), tmp_path)
+    try:
+        await bot.start()
+        await bot.wait_for_line(LIVE_READY_LINE, timeout=30)
+        heartbeat = await until(lambda: (hb := bot.heartbeat()).get("streams", {}).get("market", {}).get(
+            "connections") and hb, 10, "a heartbeat with the streams", bot)
+        assert await bot.stop(signal.SIGINT) == 0, bot.describe()
+    finally:
+        await bot.kill()
+    market, user = heartbeat["streams"]["market"], heartbeat["streams"]["user"]
+    for key in ("state", "last_message_age_sec", "reconnects"):
+        assert key in market["connections"][0] and key in user
+    assert {"missed_candle_backfills", "candles_backfilled"} <= set(market)
+    assert user["listen_key_age_sec"] is not None
+    assert "time_offset_ms" in heartbeat["rest"] and "pools" in heartbeat["rest"]["rate_limits"]
+    assert heartbeat["database"]["state"] == "ok"
+    assert {"trading", "open_orders", "positions", "account", "executor", "market_time"} <= set(heartbeat)
+    assert bot.heartbeat()["process"]["state"] == "stopped"
+    assert "Live run (testnet) stopped" in "\n".join(bot.lines)
+

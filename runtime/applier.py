@@ -46,7 +46,7 @@ from executor.commands import (
     Tick,
     UserEventInput,
 )
-from executor.core import ORDER_NOT_FOUND, UNKNOWN_ORDER, ExecutionCore
+from executor.core import AUTH_ERRORS, ORDER_NOT_FOUND, UNKNOWN_ORDER, ExecutionCore
 from executor.gateway import ExchangeGateway, fills_since
 from utils.binance_parse import UserEvent
 from utils.errors import BinanceError, OutcomeUnknownError
@@ -120,8 +120,10 @@ async def execute(command: ExchangeCommand, gateway: ExchangeGateway, now: Calla
         try:
             snapshot = await fetch_snapshot(command, gateway, now, fresh_account=fresh_account)
             return ReconcileSnapshot(command.reason, now(), snapshot)
-        except (BinanceError, OutcomeUnknownError) as exc:
-            return ReconcileSnapshot(command.reason, now(), None, error=str(exc))
+        except BinanceError as exc:
+            return ReconcileSnapshot(command.reason, now(), None, error=str(exc), retryable=exc.code not in AUTH_ERRORS)
+        except OutcomeUnknownError as exc:
+            return ReconcileSnapshot(command.reason, now(), None, error=str(exc), retryable=True)
     raise TypeError(f"not an exchange command: {type(command).__name__}")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.server import SimServer
+from simulator.server.ratelimit import RateLimited
 from tests.main_process import REPO, empty_env_file, user_environment
 from tests.sim_server import TEST_API_KEY, TEST_API_SECRET
 from utils.secrets import format_apikey_text
@@ -80,10 +81,22 @@ class PausableClock:
             self._paused_at = None
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One REST request as the server's rate limiter saw it (real time, weight, HTTP status it got)."""
+
+    time: int
+    weight: int
+    status: int
+    retry_after_sec: int = 0
+
+
 @dataclass
 class WeightLog:
-    """The request weight the server counted per IP and real-time minute, and what the test itself sent."""
+    """Every request the server's rate limiter counted, the weight per real-time minute, and what the test itself
+    sent (the rest is the bot's)."""
 
+    admissions: list[Admission] = field(default_factory=list)
     used: dict[int, int] = field(default_factory=dict)  # minute window start -> the highest count seen
     by_test: dict[int, int] = field(default_factory=dict)  # minute window start -> weight the test sent itself
 
@@ -94,19 +107,28 @@ class WeightLog:
 
         def admit(ip: str, weight: int, now: int, *, funding_pool: bool = False) -> int:
             window = now - now % 60_000
+            status, retry_after, used = 200, 0, 0
             try:
                 used = original(ip, weight, now, funding_pool=funding_pool)
-            except Exception as refused:
-                used = getattr(refused, "used_weight", 0)
+            except RateLimited as refused:
+                status, retry_after, used = refused.error.http_status, refused.retry_after, refused.used_weight
                 raise
             finally:
                 log.used[window] = max(log.used.get(window, 0), used)
+                log.admissions.append(Admission(now, weight, status, retry_after))
             return used
 
         limiter.admit = admit  # type: ignore[method-assign]
 
+    def note_test_request(self, now: int, weight: int) -> None:
+        window = now - now % 60_000
+        self.by_test[window] = self.by_test.get(window, 0) + weight
+
     def bot_weight(self) -> dict[int, int]:
         return {window: used - self.by_test.get(window, 0) for window, used in self.used.items()}
+
+    def between(self, start: int, end: int) -> list[Admission]:
+        return [a for a in self.admissions if start < a.time < end]
 
 
 def bot_environment(folder: Path, server: SimServer, **settings: str) -> dict[str, str]:

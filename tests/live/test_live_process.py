@@ -69,31 +69,25 @@ def _all_fill_count(server: SimServer) -> int:
     return sum(len(_fills(server, symbol)) for symbol in SYMBOLS)
 
 
-async def _burn_weight(client: BinanceTestClient, weights: WeightLog, server: SimServer) -> tuple[int, int]:
-    """Spend the IP's request weight (klines of a symbol the bot does not trade, 10 each) until the server says
-    429; then one more request, which gets the IP banned (418). Returns the two HTTP statuses seen last."""
-    statuses: list[int] = []
-    for _ in range(WEIGHT_LIMIT // 10 + 20):
-        now = server.gateway.now_ms()
-        window = now - now % MINUTE_MS
-        reply = await client.public("GET", "/fapi/v1/klines", {"symbol": "LTCUSDT", "interval": "1m", "limit": 1500})
-        weights.by_test[window] = weights.by_test.get(window, 0) + 10
-        statuses.append(reply.status)
-        if reply.status == 429:
-            break
-    now = server.gateway.now_ms()
-    window = now - now % MINUTE_MS
-    reply = await client.public("GET", "/fapi/v1/time")  # before Retry-After: the IP is banned
-    weights.by_test[window] = weights.by_test.get(window, 0) + 1
-    return statuses[-1], reply.status
+async def _spend_weight(client: BinanceTestClient, weights: WeightLog, server: SimServer) -> None:
+    """Spend the IP's request weight to exactly this minute's limit (klines of a symbol the bot does not trade,
+    10 each, then the time, 1 each): the bot's next weighed request crosses it."""
+    used, path, params, weight = 0, "/fapi/v1/klines", {"symbol": "LTCUSDT", "interval": "1m", "limit": 1500}, 10
+    while used < WEIGHT_LIMIT:
+        if used > WEIGHT_LIMIT - 10:
+            path, params, weight = "/fapi/v1/time", {}, 1
+        weights.note_test_request(server.gateway.now_ms(), weight)
+        reply = await client.public("GET", path, params)
+        assert reply.status == 200, reply.body
+        used = int(reply.headers["X-MBX-USED-WEIGHT-1M"])
 
 
 async def test_a_live_session_through_every_fault_matches_the_exchange(real_candles, tmp_path: Path) -> None:
     elapsed = PausableClock()
-    # The bot is trading about 9 s after this; the server's minute then ends some 12 s later.
-    wall = SystemClock(_server_offset_ms(target_second=46, after_sec=9))
+    # The bot is trading about 9 s after this; the server's minute then ends some 9 s later.
+    wall = SystemClock(_server_offset_ms(target_second=51, after_sec=9))
     server = SimServer(ServerConfig(candles=real_candles, speed=SPEED, credentials=[TEST_CREDENTIALS],
-                                    history_minutes=60, rate_limits=RateLimitConfig(first_ban_ms=2000)),
+                                    history_minutes=60, rate_limits=RateLimitConfig(first_ban_ms=12000)),
                        wall_clock=wall, elapsed_clock=elapsed)
     weights = WeightLog()
     weights.install(server)
@@ -106,21 +100,33 @@ async def test_a_live_session_through_every_fault_matches_the_exchange(real_cand
         await bot.wait_for_line(LIVE_READY_LINE, timeout=30)
         await until(lambda: _all_fill_count(server) >= 2, 15, "the first fills", bot)
 
-        # ---- 429 then 418: the test spends the IP's budget close to the end of the server's minute
+        # ---- 429 then 418. Close to the end of the server's minute the test spends the IP's weight to the limit
+        # and expires the listenKey: the bot's request for a new one crosses the limit (429, Retry-After to the
+        # minute's end); one request of the test during that back-off gets the IP banned for 12 s, which the bot
+        # meets (418) when its back-off is over.
         second = lambda: server.gateway.now_ms() % MINUTE_MS / 1000  # noqa: E731
-        await until(lambda: second() >= 50 or second() < 5, 30, "second 50 of the server's minute")
-        if second() < 5:
-            await until(lambda: second() >= 50, 60, "second 50 of the next minute")
+        await until(lambda: 52 <= second() < 54, 70, "second 52 of the server's minute")
         async with BinanceTestClient(server.rest_url) as client:
-            last, banned = await _burn_weight(client, weights, server)
-        assert (last, banned) == (429, 418)
-        fills_during_ban = _all_fill_count(server)
-        await until(lambda: bot.heartbeat().get("rest", {}).get("errors", {}).get("rate_limited"), 10,
-                    "the bot meeting the rate limit", bot)
-        await until(lambda: _all_fill_count(server) > fills_during_ban and second() < 50, 40,
-                    "trading again after the ban and the minute", bot)
-        rest = bot.heartbeat()["rest"]
-        assert rest["rate_limits"]["back_offs"] >= 1
+            await _spend_weight(client, weights, server)
+            server.faults.expire_listen_key()
+            bot_429 = await until(lambda: next((a for a in weights.admissions if a.status == 429), None), 10,
+                                  "the bot's requests crossing the limit (429)", bot)
+            weights.note_test_request(server.gateway.now_ms(), 1)
+            assert (await client.public("GET", "/fapi/v1/time")).status == 418  # before Retry-After: banned
+        window_end = bot_429.time - bot_429.time % MINUTE_MS + MINUTE_MS
+        bot_418 = await until(lambda: next((a for a in weights.admissions if a.status == 418 and a.time > window_end),
+                                           None), 15, "the bot meeting the ban (418)", bot)
+        await until(lambda: any(a.status == 200 and a.time > bot_418.time for a in weights.admissions), 20,
+                    "the bot's requests answered again after the ban", bot)
+        in_back_off = weights.between(bot_429.time, window_end - 5)
+        assert len(in_back_off) == 1, f"the bot sent during its 429 back-off (one is the test's): {in_back_off}"
+        # (requests released together when the back-off ended are in flight before the 418 comes back)
+        ban_end = bot_418.time + bot_418.retry_after_sec * 1000 - 1000
+        during_ban = weights.between(bot_418.time + 200, ban_end)
+        assert not during_ban, f"the bot sent during the ban: {during_ban} (418 at {bot_418})"
+        orders_after_ban = _order_count(server)
+        await until(lambda: _order_count(server) > orders_after_ban, 20, "orders again after the ban", bot)
+        assert bot.heartbeat()["rest"]["rate_limits"]["back_offs"] >= 2
 
         # ---- market WebSocket dropped mid-candle, then a connection that goes silent without closing
         await until(lambda: 20 <= server.market_clock.now_ms() % MINUTE_MS / 1000 <= 40, 5, "the middle of a minute")

@@ -36,6 +36,8 @@ SUBSCRIBE_BATCH = 100
 SUBSCRIBE_INTERVAL_SEC = 0.2
 CANDLE_MS = 60_000
 KLINES_PAGE = 1500
+FIRST_PAGE = 99  # below 100 rows a klines request weighs 1
+BACKFILL_CONCURRENCY = 8  # symbols back-filled at once after a reconnect
 
 KlineFetcher = Callable[..., Awaitable[list[Candle]]]
 
@@ -186,10 +188,14 @@ class MarketStream:
                 await connection.send_json({"method": "SUBSCRIBE",
                                             "params": list(plan.subscribe[first:first + SUBSCRIBE_BATCH]),
                                             "id": first // SUBSCRIBE_BATCH + 1})
-            for symbol in plan.symbols:
-                last = self._last.get(symbol)
-                if last is not None:
+            limit = asyncio.Semaphore(BACKFILL_CONCURRENCY)
+
+            async def backfill(symbol: str, last: int) -> None:
+                async with limit:
                     await self._backfill(symbol, last + CANDLE_MS, None)
+
+            await asyncio.gather(*(backfill(symbol, self._last[symbol]) for symbol in plan.symbols
+                                   if symbol in self._last))
 
         return on_connect
 
@@ -245,19 +251,22 @@ class MarketStream:
         """Deliver ``symbol``'s closed candles opening in [from_open, until_open); False if REST failed."""
         self.backfills += 1
         start = from_open
+        # A gap is usually a few minutes: ask for a small page first (weight 1), then large ones (weight 10).
+        page = FIRST_PAGE if until_open is None else min(KLINES_PAGE, max(1, (until_open - start) // CANDLE_MS))
         try:
             while until_open is None or start < until_open:
                 candles = await self._fetch(symbol, start_time=start,
                                             end_time=None if until_open is None else until_open - 1,
-                                            limit=KLINES_PAGE)
+                                            limit=page)
                 closed = [c for c in candles if c.closed and c.open_time >= start
                           and (until_open is None or c.open_time < until_open)]
                 for candle in closed:
                     if await self._deliver(candle):
                         self.candles_backfilled += 1
-                if len(candles) < KLINES_PAGE or not closed:
+                if len(candles) < page or not closed:
                     break
                 start = closed[-1].open_time + CANDLE_MS
+                page = KLINES_PAGE
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - retried by the next reconnect or gap

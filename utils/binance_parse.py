@@ -304,6 +304,8 @@ def parse_mark_price_event(event: Mapping[str, Any]) -> MarkPrice:
 # ------------------------------------------------------------------------------------------------ REST
 def parse_rest_order(data: Mapping[str, Any]) -> Order:
     """An order object from ``GET/POST/DELETE /fapi/v1/order`` or ``/openOrders``."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("order: not an object")
     try:
         executed = _dec(data, "executedQty", ZERO)
         return Order(
@@ -324,6 +326,8 @@ def parse_rest_order(data: Mapping[str, Any]) -> Order:
 
 def parse_rest_trade(data: Mapping[str, Any]) -> Fill:
     """A trade from ``GET /fapi/v1/userTrades``."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("userTrade: not an object")
     try:
         return Fill(
             symbol=_str(data, "symbol"), trade_id=_int(data, "id"), order_id=_int(data, "orderId"),
@@ -340,6 +344,8 @@ def parse_rest_trade(data: Mapping[str, Any]) -> Fill:
 
 def parse_rest_position(data: Mapping[str, Any]) -> Position:
     """A position from ``GET /fapi/v3/positionRisk`` (or v2)."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("position: not an object")
     try:
         return Position(
             symbol=_str(data, "symbol"),

@@ -25,6 +25,7 @@ log = logging.getLogger("utils.ratelimit")
 
 MINUTE_MS = 60_000
 DEFAULT_BAN_MS = 2 * MINUTE_MS
+MAX_WAKE_MS = 250
 _INTERVAL_MS = {"SECOND": 1000, "MINUTE": MINUTE_MS, "HOUR": 60 * MINUTE_MS, "DAY": 24 * 60 * MINUTE_MS}
 _INTERVAL_LETTER = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}
 
@@ -226,7 +227,9 @@ class RateLimiter:
             moments = [max(m, self.blocked_until_ms) for m in moments] or [self.blocked_until_ms]
         future_moments = [m for m in moments if m > now]
         delay_ms = min(future_moments) - now if future_moments else 10
-        self._wake = asyncio.get_running_loop().call_later(max(delay_ms, 1) / 1000, self._serve)
+        # Look again at least every MAX_WAKE_MS: the clock is the server's, which a resync may move.
+        delay_ms = min(max(delay_ms, 1), MAX_WAKE_MS)
+        self._wake = asyncio.get_running_loop().call_later(delay_ms / 1000, self._serve)
 
     # ----------------------------------------------------------------------------------- keeping in step
     def observe_headers(self, headers: Mapping[str, str]) -> None:

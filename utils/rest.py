@@ -1,10 +1,11 @@
 """The bot's Binance REST client (aiohttp): exact decimal parameters, signing with the server-time offset, per-call
 timeouts, rate-limit pools, and errors classified for the caller (``utils/errors.py``).
 
-Retries: a GET (and any request that provably never left: connection refused) is retried up to ``get_retries``
-times; a -1021 is retried once, for every method, after re-measuring the time offset (the request was refused,
-so nothing executed). Anything else that is not a GET is never retried here: a POST that timed out or got a 5xx
-"Unknown error" may have executed, and only the caller can look it up (by clientOrderId) before sending again.
+Retries: a GET that timed out or got a 5xx (and any request that provably never left: connection refused) is
+retried up to ``get_retries`` times; a -1021 is retried once, for every method, after re-measuring the time
+offset (the request was refused, so nothing executed). Anything else that is not a GET is never retried here: a
+POST that timed out or got a 5xx "Unknown error" may have executed, and only the caller can look it up (by
+clientOrderId) before sending again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from utils.errors import (
     RateLimitedError,
     classify,
 )
+from utils.precision import to_wire
 from utils.ratelimit import Priority, RateLimiter
 from utils.signing import Signer
 from utils.timesync import TimeSync
@@ -57,10 +59,7 @@ def encode_value(name: str, value: ParamValue) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ParameterError(f"parameter {name!r}: {value} is not a finite number")
-        text = format(value, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text or "0"
+        return to_wire(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -132,7 +131,8 @@ class RestClient:
 
     # --------------------------------------------------------------------------------------------- calls
     async def server_time(self) -> int:
-        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, never waits for the rate limiter)."""
+        """``GET /fapi/v1/time``'s ``serverTime`` (unsigned, weight 1, first in the rate-limit queue)."""
+        await self.rate_limiter.acquire(1, 0, Priority.EXIT)
         body = await self._send("GET", "/fapi/v1/time", "", "", {}, self.timeout_sec)
         try:
             return int(body["serverTime"])
@@ -160,11 +160,11 @@ class RestClient:
         while True:
             attempts += 1
             text = encode_params(params)
-            if signed:
+            await self.rate_limiter.acquire(weight, orders, priority)
+            if signed:  # signed after any wait for the budget, so the timestamp is fresh
                 text = self._signed_text(text)
             in_body = method in ("POST", "PUT")
             query, body = ("", text) if in_body else (text, "")
-            await self.rate_limiter.acquire(weight, orders, priority)
             try:
                 return await self._send(method, path, query, body, headers, timeout)
             except ClockSkewError:
@@ -183,7 +183,7 @@ class RestClient:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
             except BinanceError as exc:
-                if method != "GET" or not exc.outcome_unknown or attempts > self.get_retries:
+                if method != "GET" or exc.http_status < 500 or attempts > self.get_retries:
                     raise
                 await asyncio.sleep(min(0.2 * attempts, 1.0))
 

@@ -25,6 +25,7 @@ log = logging.getLogger("utils.websocket")
 DEFAULT_INITIAL_BACKOFF_SEC = 0.5
 DEFAULT_SILENCE_TIMEOUT_SEC = 30.0
 DEFAULT_MAX_LIFETIME_SEC = 23 * 3600 + 30 * 60  # Binance cuts a connection after 24 h: leave first
+HEALTHY_AFTER_SEC = 10.0  # a connection that lived this long (or delivered a frame) restarts the back-off
 
 
 class ConnectionState(StrEnum):
@@ -162,6 +163,7 @@ class ReconnectingWebSocket:
             self.state = ConnectionState.CONNECTED
             self._connected.set()
             reason, healthy = await self._read(ws)
+            healthy = healthy or time.monotonic() - self._connected_at >= HEALTHY_AFTER_SEC
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing hook costs this connection, not the stream

@@ -59,7 +59,7 @@ from live.gateway import BinanceGateway, ExchangeInfo
 from live.market_stream import MarketStream
 from live.user_stream import UserStream
 from runtime.applier import AsyncApplier
-from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
+from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat, write_atomically
 from runtime.trader import (
     add_core_sections,
     execution_policy,
@@ -89,8 +89,9 @@ HOUR_MS = 3_600_000
 OPERATOR_POLL_SEC = 2.0
 #: Real seconds between checks of the core's timers against market time.
 TICK_EVERY_SEC = 0.05
-#: Candles are written in batches: at most this many real seconds after they arrived (and at shutdown).
+#: Candles are written in batches, this often (real seconds) when the core is idle, and at shutdown ...
 CANDLE_FLUSH_SEC = 2.0
+CANDLE_FLUSH_MAX = 5_000  # ... or at once when this many wait (the core busy for that long)
 #: How long the start waits for a stream's first connection, and the shutdown for in-flight requests.
 CONNECT_TIMEOUT_SEC = 30.0
 SHUTDOWN_TIMEOUT_SEC = 15.0
@@ -228,6 +229,7 @@ class LiveTrader:
         self._last_snapshot_hour = -1
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._heartbeat_write: asyncio.Future[None] | None = None
         self._setup_heartbeat()
 
     # =============================================================================================== run
@@ -472,8 +474,10 @@ class LiveTrader:
                      extra={"code": error.code, "message": error.msg})
 
     async def _on_candle_for_recorder(self, event: Event) -> None:
+        # Written by the timer task when the core is idle, not here: a candle arrives just as a decision is being
+        # made, and the write would sit in its path (docs/benchmarks.md, live decision latency).
         self._pending_candles.append(event.payload)
-        if time.monotonic() - self._candles_flushed_at >= CANDLE_FLUSH_SEC:
+        if len(self._pending_candles) >= CANDLE_FLUSH_MAX:
             self._flush_candles()
 
     def _flush_candles(self) -> None:
@@ -501,7 +505,8 @@ class LiveTrader:
             if due is not None and due <= now and due != last_due:
                 last_due = due
                 self._submit(Tick(now))
-            if self._pending_candles and time.monotonic() - self._candles_flushed_at >= CANDLE_FLUSH_SEC:
+            if (self._pending_candles and time.monotonic() - self._candles_flushed_at >= CANDLE_FLUSH_SEC
+                    and not (self.applier is not None and self.applier.busy)):
                 self._flush_candles()
             if now // HOUR_MS != self._last_snapshot_hour:
                 self._last_snapshot_hour = now // HOUR_MS
@@ -555,8 +560,10 @@ class LiveTrader:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            try:
-                self.heartbeat.write()
+            try:  # built here, written (with its fsync) in a thread: the loop never waits for the disk
+                self._heartbeat_write = asyncio.ensure_future(
+                    asyncio.to_thread(write_atomically, self.heartbeat.path, self.heartbeat.build()))
+                await asyncio.shield(self._heartbeat_write)
             except Exception:
                 log.exception("heartbeat write failed")
             await asyncio.sleep(self.heartbeat.interval_sec)
@@ -581,6 +588,9 @@ class LiveTrader:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._heartbeat_write is not None:  # a write still running in its thread must not land after the last
+            with contextlib.suppress(Exception):
+                await self._heartbeat_write
         if self.applier is not None:
             await self.applier.stop()
         self._flush_candles()

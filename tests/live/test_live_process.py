@@ -323,6 +323,16 @@ def test_mainnet_refuses_to_start_without_the_confirmation(tmp_path: Path, env: 
     assert TEST_API_SECRET not in result.stderr + result.stdout
 
 
+def test_sim_only_options_are_refused_in_the_live_modes(tmp_path: Path, env: dict[str, str]) -> None:
+    apikey = tmp_path / ".apikey"
+    apikey.write_text(f"BINANCE_API_KEY={TEST_API_KEY}\nBINANCE_API_SECRET={TEST_API_SECRET}\n", encoding="utf-8")
+    apikey.chmod(0o600)
+    env.update({"MODE": "testnet", "APIKEY_FILE": str(apikey), "REST_BASE_URL": "http://127.0.0.1:9"})
+    result = run_main(["run", "--speed", "60", "--fresh-account"], env, timeout=60)
+    assert result.returncode == 2
+    assert "--speed, --fresh-account: only for MODE=sim" in result.stderr
+
+
 async def test_a_position_mode_that_cannot_be_changed_stops_the_start_naming_it(sim_server_factory,
                                                                                tmp_path: Path) -> None:
     server = await sim_server_factory(credentials=[TEST_CREDENTIALS, OTHER_CREDENTIALS], history_minutes=5)

@@ -10,9 +10,9 @@ every candle is one decision and one order. Each step: the server's clock is mov
 its closed-kline frame reaches the bot, the bot decides and sends the order; the next step starts once the bot is
 idle (the order answered, its fill booked).
 
-Timestamps (``time.perf_counter_ns``): t0 when the client's WebSocket reader hands the frame's text on (right after
-``ws.receive``), t1 when ``RestClient`` sends the signed ``POST /fapi/v1/order`` (after signing, before aiohttp
-writes it). Two passes in the same run:
+Timestamps (``time.perf_counter_ns``, and ``time.thread_time_ns`` for the CPU the path used): t0 when the client's
+WebSocket reader hands the frame's text on (right after ``ws.receive``), t1 when ``RestClient`` sends the signed
+``POST /fapi/v1/order`` (after signing, before aiohttp writes it). Two passes in the same run:
   * durable: the intent is written to SQLite (WAL, ``synchronous=NORMAL``: a committed transaction survives the
     process dying; ``--fsync`` uses ``synchronous=FULL``, which also survives the machine losing power);
   * baseline: the same path with the journal in memory (``MemoryJournal``): what the database write costs.
@@ -132,7 +132,9 @@ class Probe:
     """Frame arrival and order departure times, paired per decision."""
 
     frame_at: int | None = None
+    frame_cpu: int = 0
     latencies_ns: list[int] = field(default_factory=list)
+    cpu_ns: list[int] = field(default_factory=list)  # this thread's CPU time over the same span
     recording: bool = False
 
     def install(self) -> None:
@@ -144,6 +146,7 @@ class Probe:
             async def timed(text: str) -> None:
                 if '"x":true' in text and '"e":"kline"' in text:
                     probe.frame_at = time.perf_counter_ns()
+                    probe.frame_cpu = time.thread_time_ns()
                 await on_message(text)
 
             original_init(ws, url, timed, *args, **kwargs)
@@ -155,6 +158,7 @@ class Probe:
             if method == "POST" and path == "/fapi/v1/order" and probe.frame_at is not None:
                 if probe.recording:
                     probe.latencies_ns.append(time.perf_counter_ns() - probe.frame_at)
+                    probe.cpu_ns.append(time.thread_time_ns() - probe.frame_cpu)
                 probe.frame_at = None
             return await original_send(rest, method, path, *args, **kwargs)
 
@@ -170,7 +174,7 @@ def _summary(latencies_ns: list[int]) -> dict[str, float]:
 
 async def _pass(trader: LiveTrader, probe: Probe, session: aiohttp.ClientSession, admin: str, decisions: int,
                 warm: int) -> list[int]:
-    probe.latencies_ns = []
+    probe.latencies_ns, probe.cpu_ns = [], []
     done = 0
     while done < decisions + warm:
         probe.recording = done >= warm
@@ -192,6 +196,13 @@ async def _pass(trader: LiveTrader, probe: Probe, session: aiohttp.ClientSession
         if probe.recording and len(probe.latencies_ns) == before:
             done -= 1  # the order was not the frame's (e.g. a lookup): not a measured decision
     return probe.latencies_ns
+
+
+def _row(probe: Probe, latencies: list[int]) -> dict[str, float]:
+    row = _summary(latencies)
+    cpu = _summary(probe.cpu_ns)
+    row.update({"cpu_p50": cpu["p50"], "cpu_p99": cpu["p99"]})
+    return row
 
 
 async def _run(args: argparse.Namespace, port: int, folder: Path) -> dict[str, dict[str, float]]:
@@ -229,13 +240,13 @@ async def _run(args: argparse.Namespace, port: int, folder: Path) -> dict[str, d
         admin = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             if args.db in ("sqlite", "both"):
-                results["durable (SQLite)"] = _summary(await _pass(trader, probe, session, admin, args.decisions,
-                                                                   args.warmup))
+                results["durable (SQLite)"] = _row(probe, await _pass(trader, probe, session, admin,
+                                                                      args.decisions, args.warmup))
             if args.db in ("memory", "both"):
                 assert trader.applier is not None
                 trader.applier.journal = MemoryJournal()
-                results["baseline (journal in memory)"] = _summary(await _pass(trader, probe, session, admin,
-                                                                               args.decisions, args.warmup))
+                results["baseline (journal in memory)"] = _row(probe, await _pass(trader, probe, session, admin,
+                                                                                  args.decisions, args.warmup))
     finally:
         trader.stop()
         await task
@@ -270,10 +281,13 @@ def main() -> None:
             server.join(10)
     print(f"Live decision latency: closed-kline frame on the socket -> signed POST /fapi/v1/order leaving "
           f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores)")
-    print(f"  {'path':<30} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8}")
+    print(f"  {'path':<30} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8}"
+          f" {'CPU p50':>8} {'CPU p99':>8}")
     for name, row in results.items():
         print(f"  {name:<30} {row['n']:>6} {row['p50']:>8.3f} {row['p90']:>8.3f} {row['p99']:>8.3f} "
-              f"{row['max']:>8.3f} {row['mean']:>8.3f}")
+              f"{row['max']:>8.3f} {row['mean']:>8.3f} {row['cpu_p50']:>8.3f} {row['cpu_p99']:>8.3f}")
+    print("  (CPU: this process's CPU time over the same span: what the path costs when the machine is not "
+          "shared)")
     if len(results) == 2:
         durable, baseline = results.values()
         print(f"  the database write adds {durable['p50'] - baseline['p50']:.3f} ms at p50, "

@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from config import AppConfig, Mode
 from database.journal import RepositoryJournal, load_seed
 from database.repository import Repository
@@ -73,7 +75,7 @@ from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.domain import Candle, MarkPrice, Signal
-from utils.errors import BinanceError, OutcomeUnknownError
+from utils.errors import AuthError, BinanceError, OutcomeUnknownError
 from utils.filters import SymbolFilters
 from utils.rest import RestClient
 from utils.signing import make_signer
@@ -103,6 +105,10 @@ LIVE_READY_LINE = "Trading. Ctrl-C stops: no new signals, in-flight requests res
 
 class StartupError(Exception):
     """The live start cannot go on: the message is one line naming what and what to do."""
+
+
+class _StoppedDuringStart(Exception):
+    """Ctrl-C / SIGTERM came while the bot was still starting: it stops before the next step."""
 
 
 class MarketTime:
@@ -240,7 +246,17 @@ class LiveTrader:
     async def run(self) -> LiveSummary:
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         try:
-            await self._start()
+            try:
+                await self._start()
+            except _StoppedDuringStart:
+                return self.summary()
+            except AuthError as error:
+                raise StartupError(f"the exchange refused the API key at the start-up step '{self._phase}' "
+                                   f"({error.code} {error.msg}): check the key, its futures permission and its IP "
+                                   "whitelist") from None
+            except (BinanceError, OutcomeUnknownError, aiohttp.ClientError, OSError) as error:
+                raise StartupError(f"the start-up step '{self._phase}' failed: {type(error).__name__}: "
+                                   f"{error}") from None
             if not self._stopping.is_set():
                 self._phase = "trading"
                 self.on_progress(f"Started: {', '.join(self.symbols)} on {self.config.settings.rest_base_url} "
@@ -311,7 +327,7 @@ class LiveTrader:
 
     def _step(self, phase: str) -> None:
         if self._stopping.is_set():
-            raise asyncio.CancelledError
+            raise _StoppedDuringStart
         self._phase = phase
         log.info("live start-up", extra={"step": phase})
 
@@ -471,7 +487,7 @@ class LiveTrader:
     def _on_auth_error(self, error: BinanceError) -> None:
         self._auth_error = f"{error.code} {error.msg}"
         log.critical("the exchange refused the API key; orders are halted until it is fixed",
-                     extra={"code": error.code, "message": error.msg})
+                     extra={"code": error.code, "reason": error.msg})
 
     async def _on_candle_for_recorder(self, event: Event) -> None:
         # Written by the timer task when the core is idle, not here: a candle arrives just as a decision is being

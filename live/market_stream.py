@@ -128,6 +128,7 @@ class MarketStream:
         self.plans = plan_connections(ws_market_url, self.symbols, per_connection=per_connection,
                                       url_chars=url_chars)
         self._connections: list[ReconnectingWebSocket] = []
+        self._stopped = False
         self._websocket_options = dict(websocket_options, max_backoff_sec=max_backoff_sec,
                                        silence_timeout_sec=silence_timeout_sec)
         self.candles = self.mark_prices = self.kline_updates = 0
@@ -136,6 +137,8 @@ class MarketStream:
     # ------------------------------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Run every connection until :meth:`stop`."""
+        if self._stopped:
+            return
         if self._session is None:
             self._session = aiohttp.ClientSession()
             self._owns_session = True
@@ -153,6 +156,7 @@ class MarketStream:
                 self._session = None
 
     async def stop(self) -> None:
+        self._stopped = True
         await asyncio.gather(*(connection.stop() for connection in self._connections))
 
     async def wait_connected(self, timeout: float | None = None) -> None:

@@ -3,7 +3,8 @@
 
 Every reconnect and every expiry calls ``on_interrupted(reason)`` (the shell hands the core a
 ``StreamInterrupted`` so it reconciles before trusting its books). Events are parsed once, with
-``utils.binance_parse.parse_user_event``; a malformed or unknown event is logged and skipped. Each connection
+``utils.binance_parse.parse_user_event``; a malformed event, or one of a type Binance does not document, is logged
+and skipped. Each connection
 asks ``POST /fapi/v1/listenKey`` for its key: Binance answers with the active key (extending it) or a new one,
 so a reconnect never uses a key that died meanwhile.
 """
@@ -20,9 +21,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from utils.binance_parse import ListenKeyExpired, UserEvent, parse_user_event
+from utils.binance_parse import ListenKeyExpired, OtherUserEvent, UserEvent, parse_user_event
 from utils.errors import INVALID_LISTEN_KEY, BinanceError
-from utils.websocket import ConnectionStatus, ReconnectingWebSocket
+from utils.websocket import ConnectionStatus, ReconnectingWebSocket, redact
 
 log = logging.getLogger("live.user_stream")
 
@@ -31,6 +32,8 @@ KEEPALIVE_RETRY_SEC = 60.0
 DEFAULT_SILENCE_TIMEOUT_SEC = 300.0  # quiet accounts send nothing for long; a ping after half of it checks
 DEFAULT_EVENTS = ("ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE", "ALGO_UPDATE", "TRADE_LITE", "ACCOUNT_CONFIG_UPDATE",
                   "MARGIN_CALL", "listenKeyExpired")
+#: Event types Binance documents for the USD-M user stream; any other is logged (once per type) and skipped.
+KNOWN_EVENTS = frozenset(DEFAULT_EVENTS) | {"CONDITIONAL_ORDER_TRIGGER_REJECT", "STRATEGY_UPDATE", "GRID_UPDATE"}
 
 
 class ListenKeys(Protocol):
@@ -73,6 +76,7 @@ class UserStream:
         self.keepalives = 0
         self.interruptions = 0
         self.events = 0
+        self.unknown_events: dict[str, int] = {}
         self._last_reason = ""
         self._keepalive_task: asyncio.Task[None] | None = None
         self._ws = ReconnectingWebSocket(self._url, self._on_frame, name="user", on_connect=self._on_connect,
@@ -156,6 +160,13 @@ class UserStream:
         if isinstance(event, ListenKeyExpired):
             log.warning("listenKey expired; creating a new one")
             self._replace_key("listenKeyExpired")
+            return
+        if isinstance(event, OtherUserEvent) and event.event_type not in KNOWN_EVENTS:
+            seen = self.unknown_events.get(event.event_type, 0)
+            self.unknown_events[event.event_type] = seen + 1
+            if not seen:
+                log.warning("user data stream: unknown event %r skipped (%s)", event.event_type,
+                            redact(text[:300]))
             return
         self.events += 1
         result = self._on_event(event)

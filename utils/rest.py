@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import Enum
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from utils.errors import (
     AuthError,
@@ -67,12 +69,20 @@ def encode_value(name: str, value: ParamValue) -> str:
     raise ParameterError(f"parameter {name!r}: {type(value).__name__} values are not sent (use Decimal or str)")
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]*\Z").match  # needs no percent-encoding
+
+
 def encode_params(params: Params | None) -> str:
     """``a=1&b=2`` in the given order, values percent-encoded; ``None`` values are left out."""
     if not params:
         return ""
-    return "&".join(f"{name}={quote(encode_value(name, value), safe='')}"
-                    for name, value in params.items() if value is not None)
+    parts = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        text = value if type(value) is str else encode_value(name, value)
+        parts.append(f"{name}={text}" if _PLAIN(text) else f"{name}={quote(text, safe='')}")
+    return "&".join(parts)
 
 
 def _retry_after_ms(headers: Mapping[str, str]) -> int | None:
@@ -199,7 +209,8 @@ class RestClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        url = f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
+        # encoded=True: send the query exactly as signed (yarl would otherwise re-quote it, e.g. %3A -> ":").
+        url = URL(f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}", encoded=True)
         all_headers = dict(headers)
         if body:
             all_headers["Content-Type"] = "application/x-www-form-urlencoded"

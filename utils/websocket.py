@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +50,14 @@ class ConnectionStatus:
     last_error: str
 
 
+_LISTEN_KEY = re.compile(r"(listenKey[=\"':\s/]+)[A-Za-z0-9]{8,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with any listenKey value masked (it grants reading the account's events)."""
+    return _LISTEN_KEY.sub(r"\1****", text)
+
+
 def backoff_delay(attempt: int, *, initial_sec: float, max_sec: float, rng: random.Random | None = None) -> float:
     """Exponential back-off with full jitter: uniform in [d/2, d], d = min(max_sec, initial_sec * 2**attempt)."""
     ceiling = min(max_sec, initial_sec * (2 ** min(attempt, 30)))
@@ -59,8 +68,10 @@ class ReconnectingWebSocket:
     """One logical stream over successive connections to ``url`` (a string, or a callable giving the URL to use
     for the next connection, e.g. with a fresh listenKey; it may be async).
 
-    ``run()`` runs until ``stop()``; it never raises for connection problems. ``silence_timeout_sec``: no frame
-    (text or ping) for this long means the connection is dead. ``max_lifetime_sec``: reconnect before the cut.
+    ``run()`` runs until ``stop()``; it never raises for connection problems. ``silence_timeout_sec``: after half
+    of it without any frame (text, ping or pong) the connection is pinged; with nothing by the full time it is
+    dead. ``max_lifetime_sec``: reconnect before the cut, at once (no back-off). The back-off starts again from
+    ``initial_backoff_sec`` after a connection that delivered a frame or lived ``HEALTHY_AFTER_SEC``.
     """
 
     def __init__(self, url: str | Callable[[], str | Awaitable[str]], on_message: Callable[[str], Awaitable[None]],
@@ -150,7 +161,7 @@ class ReconnectingWebSocket:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure to connect is retried after the back-off
-            self.last_error = f"connect failed: {type(exc).__name__}: {exc}"[:300]
+            self.last_error = redact(f"connect failed: {type(exc).__name__}: {exc}")[:300]
             return self.last_error, False
         self._ws = ws
         self.connects += 1
@@ -167,7 +178,7 @@ class ReconnectingWebSocket:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing hook costs this connection, not the stream
-            reason = f"{type(exc).__name__}: {exc}"[:300]
+            reason = redact(f"{type(exc).__name__}: {exc}")[:300]
             log.warning("%s: connection set-up failed: %s", self.name, reason, extra={"stream": self.name})
         finally:
             self._connected.clear()
@@ -222,8 +233,8 @@ class ReconnectingWebSocket:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a bad frame is skipped, never fatal
                     self.malformed_frames += 1
-                    log.warning("%s: frame skipped: %s: %s | %.300s", self.name, type(exc).__name__, exc,
-                                message.data, extra={"stream": self.name})
+                    log.warning("%s: frame skipped: %s: %s | %s", self.name, type(exc).__name__, exc,
+                                redact(message.data[:300]), extra={"stream": self.name})
             elif kind is aiohttp.WSMsgType.PING:
                 self._last_message = time.monotonic()
                 pinged = False
@@ -244,7 +255,7 @@ class ReconnectingWebSocket:
                 if self._reconnect_now:
                     return "reconnect requested", healthy
                 if kind is aiohttp.WSMsgType.ERROR:
-                    return f"connection error: {ws.exception()}", healthy
+                    return redact(f"connection error: {ws.exception()}"), healthy
                 return f"closed by the server (code {ws.close_code})", healthy
 
     async def stop(self) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from live.market_stream import MarketStream
 from live.parse import parse_account, parse_algo_ack, parse_exchange_info_document
 from live.user_stream import UserStream
+from tests.live.conftest import StaticListenKeys
 from utils.binance_parse import parse_premium_index, parse_rest_kline, parse_rest_order
 
 json_values = st.recursive(
@@ -87,17 +88,6 @@ def test_market_frames_of_any_text_raise_value_error_at_most(text):
     _run(feed())
 
 
-class _Keys:
-    async def create_listen_key(self) -> str:
-        return "k"
-
-    async def keepalive_listen_key(self, listen_key: str) -> None:
-        return None
-
-    async def delete_listen_key(self, listen_key: str) -> None:
-        return None
-
-
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=json_values | st.dictionaries(st.sampled_from(["e", "E", "T", "o", "a"]), json_values, max_size=5)
        .map(lambda d: {"e": "ORDER_TRADE_UPDATE", **d}))
@@ -105,7 +95,7 @@ def test_user_frames_parse_or_raise_value_error(frame):
     events: list[Any] = []
 
     async def feed() -> None:
-        stream = UserStream(_Keys(), "ws://127.0.0.1:1/private", on_event=events.append,
+        stream = UserStream(StaticListenKeys(), "ws://127.0.0.1:1/private", on_event=events.append,
                             on_interrupted=lambda reason: None)
         try:
             await stream._on_frame(json.dumps(frame))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 
+from live.gateway import BinanceGateway
+from tests.live.conftest import manual_client
 from tests.sim_server import START_MS
 from utils.domain import (
     AlgoStatus,
@@ -127,3 +130,32 @@ async def test_klines_mark_the_forming_candle_and_premium_index(gateway, sim_ser
 async def test_server_time_and_no_key_permissions_without_a_sapi_host(gateway):
     assert await gateway.server_time() > 1_700_000_000_000
     assert await gateway.key_permissions() is None
+
+
+async def test_when_the_order_budget_is_short_an_exit_goes_before_a_waiting_entry(sim_server_factory):
+    async with manual_client(sim_server_factory, orders_per_10s=3) as (clock, _, rest):
+        gateway = BinanceGateway(rest)
+        await gateway.exchange_info()  # 3 orders per 10 s: entries may use 2, the last one is kept for exits
+        for number in range(2):
+            await gateway.place_order(OrderIntent(client_order_id=f"in-{number}", symbol="BTCUSDT", side=Side.BUY,
+                                                  order_type=OrderType.MARKET, quantity=Decimal("0.010")))
+        entry = asyncio.create_task(gateway.place_order(OrderIntent(
+            client_order_id="in-2", symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET,
+            quantity=Decimal("0.010"))))
+        await asyncio.sleep(0.3)
+        assert not entry.done()
+        exit_order = await asyncio.wait_for(gateway.place_order(OrderIntent(
+            client_order_id="out-0", symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.MARKET,
+            quantity=Decimal("0.020"), reduce_only=True, purpose=OrderPurpose.EXIT)), 2)
+        assert exit_order.status is OrderStatus.FILLED and not entry.done()
+        clock.advance(10_000)
+        assert (await asyncio.wait_for(entry, 2)).status is OrderStatus.FILLED
+        assert "rate_limited" not in rest.errors
+
+
+async def test_client_order_ids_with_every_allowed_character_survive_the_round_trip(gateway, sim_server):
+    cid = "a.B:c/d_e-F:9/x.y"  # Binance's alphabet: ^[.A-Z:/a-z0-9_-]{1,36}$
+    placed = await gateway.place_order(_limit(cid))
+    assert placed.client_order_id == cid
+    assert (await gateway.query_order("BTCUSDT", cid)).order_id == placed.order_id
+    assert (await gateway.cancel_order("BTCUSDT", cid)).status is OrderStatus.CANCELED

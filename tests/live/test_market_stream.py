@@ -10,6 +10,8 @@ from aiohttp import web
 
 from live.gateway import BinanceGateway
 from live.market_stream import MarketStream, plan_connections, stream_names
+from simulator.server.connections import ConnectionRules
+from tests.live.conftest import make_rest
 from tests.sim_server import START_MS, default_candles
 from utils.domain import Candle, MarkPrice
 
@@ -215,3 +217,20 @@ async def test_malformed_frames_are_skipped_and_server_pings_answered(unused_tcp
         await asyncio.wait_for(task, 5)
     finally:
         await runner.cleanup()
+
+
+async def test_the_servers_lifetime_cut_is_a_reconnect_with_nothing_missed(sim_server_factory):
+    server = await sim_server_factory(connection_rules=ConnectionRules(max_lifetime_market_ms=3 * MINUTE))
+    async with make_rest(server) as rest:
+        got = Collected()
+        stream = _stream(server, BinanceGateway(rest), got, symbols=("BTCUSDT",))
+        task = asyncio.create_task(stream.run())
+        await stream.wait_connected(5)
+        for _ in range(8):
+            await server.advance(MINUTE)
+            await asyncio.sleep(0.05)
+        await _until(lambda: got.open_times("BTCUSDT")[-1:] == [START_MS + 8 * MINUTE])
+        assert stream.status()[0].reconnects >= 1 and "code 1000" in stream.status()[0].last_error
+        _assert_exact(got, "BTCUSDT", START_MS + MINUTE, START_MS + 8 * MINUTE)
+        await stream.stop()
+        await asyncio.wait_for(task, 5)

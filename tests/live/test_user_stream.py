@@ -7,6 +7,7 @@ import asyncio
 from decimal import Decimal
 
 from live.user_stream import UserStream
+from tests.live.conftest import StaticListenKeys
 from utils.binance_parse import OrderUpdate, UserEvent
 from utils.domain import OrderIntent, OrderType, Side
 
@@ -116,3 +117,20 @@ async def test_a_dropped_connection_reconnects_and_reports_the_interruption(sim_
     await _until(lambda: len(got.fills()) == 1)
     await stream.stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_unknown_and_malformed_events_are_skipped_and_the_stream_carries_on():
+    got = Collected()
+    stream = UserStream(StaticListenKeys(), "ws://127.0.0.1:1/private", on_event=got.event, on_interrupted=got.interrupted)
+    await stream._on_frame('{"e": "SURPRISE", "E": 1}')
+    await stream._on_frame('{"e": "SURPRISE", "E": 2}')
+    await stream._on_frame('{"e": "MARGIN_CALL", "E": 3, "cw": "1", "p": []}')
+    for bad in ('{"e": "ORDER_TRADE_UPDATE", "E": 4, "o": {"x": "NEW"}}', "[]", "nope"):
+        try:
+            await stream._on_frame(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{bad!r} should not parse")
+    assert [type(e).__name__ for e in got.events] == ["OtherUserEvent"]
+    assert stream.unknown_events == {"SURPRISE": 2} and stream.status().events == 1

@@ -8,13 +8,11 @@ import asyncio
 import pytest
 
 from live.gateway import BinanceGateway
-from simulator.server.ratelimit import RateLimitConfig
-from tests.live.conftest import make_rest
-from tests.sim_server import BinanceTestClient, manual_wall_clock
+from tests.live.conftest import manual_client
+from tests.sim_server import BinanceTestClient
 from utils.clock import SimulatedClock
 from utils.errors import RateLimitedError
 from utils.ratelimit import Priority, RateLimit, RateLimiter, parse_rate_limits
-from utils.timesync import TimeSync
 
 MINUTE = 60_000
 
@@ -62,19 +60,8 @@ async def test_headers_bring_the_pools_up_to_the_servers_count():
     assert limiter.snapshot()["pools"]["used-weight-1m"] == {"used": 2400, "limit": 2400}
 
 
-def _client_on(server, clock: SimulatedClock):
-    rest = make_rest(server)
-    rest.time_sync = TimeSync(rest.server_time, local_clock=clock.now_ms, samples=1)
-    rest.rate_limiter = RateLimiter(clock_ms=rest.time_sync.now_ms)
-    return rest
-
-
 async def test_the_budget_from_exchange_info_is_never_exceeded(sim_server_factory):
-    clock = manual_wall_clock(at_second=1)
-    server = await sim_server_factory(wall_clock=clock, rate_limits=RateLimitConfig(request_weight_per_minute=40))
-    rest = _client_on(server, clock)
-    async with rest:
-        await rest.time_sync.sync()
+    async with manual_client(sim_server_factory, request_weight_per_minute=40) as (clock, server, rest):
         await BinanceGateway(rest).exchange_info()
         assert rest.rate_limiter.limits[0].limit == 40
         calls = [asyncio.create_task(rest.request("GET", "/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"}))
@@ -90,11 +77,8 @@ async def test_the_budget_from_exchange_info_is_never_exceeded(sim_server_factor
 
 
 async def test_429_then_418_backs_off_until_retry_after_and_recovers(sim_server_factory):
-    clock = manual_wall_clock(at_second=1)
-    server = await sim_server_factory(wall_clock=clock, rate_limits=RateLimitConfig(request_weight_per_minute=10))
-    rest = _client_on(server, clock)
-    async with rest, BinanceTestClient(server.rest_url) as other:
-        await rest.time_sync.sync()
+    async with (manual_client(sim_server_factory, request_weight_per_minute=10) as (clock, server, rest),
+                BinanceTestClient(server.rest_url) as other):
         for _ in range(9):  # another process on the same IP uses the rest of the minute
             await other.public("GET", "/fapi/v1/time")
         with pytest.raises(RateLimitedError) as caught:

@@ -163,3 +163,13 @@ async def test_trades_on_with_clocks_three_seconds_apart(sim_server, server_shif
             await rest.request("POST", "/fapi/v1/order", {**ORDER, "newClientOrderId": f"c{number}"}, signed=True)
         assert rest.errors == {}
     assert len(sim_server.exchange().open_orders("BTCUSDT")) == 3
+
+
+@given(st.dictionaries(st.text(alphabet="abcdefXYZ", min_size=1, max_size=6),
+                       st.text(max_size=20) | st.integers() | st.booleans(), max_size=6))
+def test_encoded_parameters_decode_back_to_what_was_given(params):
+    from urllib.parse import parse_qsl
+
+    text = encode_params(params)
+    expected = [(name, encode_value(name, value)) for name, value in params.items()]
+    assert parse_qsl(text, keep_blank_values=True) == expected if text else expected == []

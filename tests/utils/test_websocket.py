@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utils.websocket import ReconnectingWebSocket, backoff_delay
+from utils.websocket import ReconnectingWebSocket, backoff_delay, redact
 
 
 @given(attempt=st.integers(0, 200), initial=st.floats(0.01, 5), cap=st.floats(0.05, 3600), seed=st.integers())
@@ -58,3 +58,11 @@ async def test_an_unreachable_server_is_retried_with_back_off_until_stopped(unus
     assert ws.connects == 0 and "connect failed" in ws.last_error
     await ws.stop()
     await asyncio.wait_for(task, 2)
+
+
+def test_listen_keys_are_masked_in_errors_and_logged_frames():
+    key = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"
+    for text in (f"400, url='ws://h/private/ws?listenKey={key}&events=A'",
+                 f'{{"e": "listenKeyExpired", "listenKey": "{key}"}}'):
+        assert key not in redact(text) and "listenKey" in redact(text)
+    assert redact("nothing secret") == "nothing secret"

@@ -56,7 +56,7 @@ from executor.commands import (
     UserEventInput,
 )
 from executor.core import ExecutionCore
-from executor.risk import GLOBAL_SCOPE, RiskEngine, strategy_scope
+from executor.risk import GLOBAL_SCOPE
 from live.gateway import BinanceGateway, ExchangeInfo
 from live.market_stream import MarketStream
 from live.user_stream import UserStream
@@ -66,12 +66,10 @@ from runtime.trader import (
     add_core_sections,
     execution_policy,
     execution_settings,
-    load_risk_state,
     operator_changes,
-    risk_limits,
+    risk_engine,
+    strategy_runner,
 )
-from strategies.registry import load_strategy
-from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.domain import Candle, MarkPrice, Signal
@@ -199,14 +197,8 @@ class LiveTrader:
         self.market_time = MarketTime()
         self.repository = Repository.open(settings.db_url, self.market_time)
         self.bus = EventBus()
-        self.runner = StrategyRunner()
-        for symbol in config.symbols:
-            for strategy in symbol.strategies:
-                self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
-        defaults, overrides = risk_limits(config)
-        names = sorted(config.symbols_config.strategy_names())
-        self._risk_scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in names]
-        self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, self._risk_scopes))
+        self.runner = strategy_runner(config)
+        self.risk, self._risk_scopes = risk_engine(config, self.repository)
         keys = config.api_keys
         self.rest = RestClient(rest_url, api_key=keys.api_key.get_secret_value(),
                                signer=make_signer(keys.api_secret.get_secret_value()),

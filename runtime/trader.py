@@ -196,6 +196,22 @@ def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, Stat
     return restored
 
 
+def strategy_runner(config: AppConfig) -> StrategyRunner:
+    """Every configured strategy on each of its symbols."""
+    runner = StrategyRunner()
+    for symbol in config.symbols:
+        for strategy in symbol.strategies:
+            runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
+    return runner
+
+
+def risk_engine(config: AppConfig, repository: Repository) -> tuple[RiskEngine, list[str]]:
+    """The risk engine with the configured limits and the states stored by earlier runs, and its scopes."""
+    defaults, overrides = risk_limits(config)
+    scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in sorted(config.symbols_config.strategy_names())]
+    return RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes)), scopes
+
+
 def operator_changes(repository: Repository, risk: RiskEngine, scopes: list[str]) -> list[StateRecord]:
     """Stored trading states that differ from the risk engine's: changed by an operator (``main.py risk clear``).
 
@@ -254,15 +270,8 @@ class SimTrader:
         self._account_at_start = _AccountTotals(self.clock.now_ms(), account.realized_pnl, account.fees_paid,
                                                 account.funding_total)
         self.gateway = SimGateway(self.exchange)
-        self.runner = StrategyRunner()
-        for symbol in config.symbols:
-            for strategy in symbol.strategies:
-                self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
-        defaults, overrides = risk_limits(config)
-        strategy_names = sorted(config.symbols_config.strategy_names())
-        scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in strategy_names]
-        self._risk_scopes = scopes
-        self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, scopes))
+        self.runner = strategy_runner(config)
+        self.risk, self._risk_scopes = risk_engine(config, self.repository)
         self.position_mode = settings.position_mode
         self.core = ExecutionCore(
             risk=self.risk, filters=self.filters, settings=execution_settings(config),

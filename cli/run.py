@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -61,6 +62,13 @@ def _source(config: AppConfig, arguments: argparse.Namespace, speed: float) -> R
     return csv_source(data, speed=speed, symbols=[symbol.symbol for symbol in config.symbols])
 
 
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM ask the running shell to stop cleanly."""
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop)
+
+
 def command_live(config: AppConfig, arguments: argparse.Namespace) -> int:
     """MODE=testnet / mainnet: check what can be checked here, then start the live shell."""
     from runtime.live import LiveTrader, StartupError, startup_problem
@@ -92,9 +100,7 @@ def command_live(config: AppConfig, arguments: argparse.Namespace) -> int:
         print(f"NOTE: {line}", flush=True)
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signal_number, trader.stop)
+        stop_on_signals(trader.stop)
         summary = await trader.run()
         report_suppressed()
         print(summary.render(), flush=True)
@@ -146,9 +152,7 @@ def command_run(config: AppConfig, arguments: argparse.Namespace) -> int:
         print(f"NOTE: {line}", flush=True)
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signal_number, trader.stop)
+        stop_on_signals(trader.stop)
         print(READY_LINE, flush=True)
         summary = await trader.run()
         report_suppressed()

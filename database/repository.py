@@ -143,6 +143,7 @@ class Repository:
         self._owns_engine = owns_engine
         self._postgres = engine.dialect.name == "postgresql"
         self._transaction: Connection | None = None
+        self._inserts_if_absent: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     @classmethod
     def open(cls, db_url: str | URL, clock: Clock | None = None, *, apply_migrations: bool = True) -> Repository:
@@ -210,8 +211,15 @@ class Repository:
         return postgresql.insert(table) if self._postgres else sqlite.insert(table)
 
     def _insert_if_absent(self, connection: Connection, table: Table, key: list[str], values: dict[str, Any]) -> bool:
-        statement = self._insert(table).values(values).on_conflict_do_nothing(index_elements=key)
-        return connection.execute(statement.execution_options(preserve_rowcount=True)).rowcount == 1
+        # One statement per table, its values bound as parameters: SQLAlchemy compiles it once (building
+        # ``insert().values(row)`` each time cost more than the write itself: docs/benchmarks.md, live latency).
+        cache_key = (table.name, tuple(key))
+        statement = self._inserts_if_absent.get(cache_key)
+        if statement is None:
+            statement = self._insert(table).on_conflict_do_nothing(index_elements=key).execution_options(
+                preserve_rowcount=True)
+            self._inserts_if_absent[cache_key] = statement
+        return connection.execute(statement, values).rowcount == 1
 
     # --- orders -----------------------------------------------------------------------------------------------
 

@@ -120,6 +120,9 @@ class ReconcileSnapshot:
     time: int
     snapshot: ExchangeSnapshot | None
     error: str = ""
+    #: The read failed for a reason that passes (rate limit, timeout, 5xx, connection): the core tries again
+    #: later, holding new entries back meanwhile; otherwise (the API key refused) trading halts at once.
+    retryable: bool = False
 
 
 # =================================================================================================== inputs

@@ -312,7 +312,10 @@ class ExecutionCore:
         self._timer_seq = 0
         self._reconciling: str | None = None  # the reason of a reconciliation in progress
         self._reconcile_again: str | None = None
+        self._reconcile_failures = 0  # reads of the exchange that failed in a row (tried again, then halt)
+        self._reconcile_waiting: str | None = None  # the reason of a reconciliation to be tried again
         self._suspect: list[str] = []  # differences found once, being confirmed before trading halts
+        self._suspect_since: dict[str, int] = {}  # each difference's key -> when it was first seen
         self._periodic_scheduled = False
         self._started = False
         self.last_reconcile: reconcile.ReconcilePlan | None = None
@@ -580,6 +583,9 @@ class ExecutionCore:
                                              notional=intent.quantity * price,
                                              symbol_exposure=self.symbol_exposure(intent.symbol), now_ms=now,
                                              pending_new_positions=self._pending_new_positions(intent.strategy))
+            if decision.allowed and self._reconcile_waiting not in (None, PERIODIC):
+                return False, Guard.TRADING_STATE, ("no new entries until the exchange can be read for the "
+                                                    f"reconciliation ({self._reconcile_waiting})")
             if decision.allowed and self._reconciling not in (None, PERIODIC):
                 # (a routine check does not hold entries back: a difference it finds is confirmed, and that does)
                 return False, Guard.TRADING_STATE, (f"no new entries while reconciling with the exchange "
@@ -1369,7 +1375,8 @@ class ExecutionCore:
         reason = self._reconciling or answer.reason
         self._reconciling = None
         if answer.snapshot is None:
-            return self._halt(f"reconciliation ({reason}) could not read the exchange: {answer.error}")
+            return self._reconcile_failed(answer, reason, now)
+        self._reconcile_failures, self._reconcile_waiting = 0, None
         snapshot = answer.snapshot
         plan = reconcile.plan(self.local_books(), snapshot, unknown_window_ms=self.policy.unknown_outcome_window_ms)
         commands: list[Command] = []
@@ -1425,16 +1432,7 @@ class ExecutionCore:
             commands.append(Notice(Level.WARNING, "reconciliation", {"detail": line}))
         for line in plan.problems:
             commands.append(Notice(Level.ERROR, "unexplained difference with the exchange", {"detail": line}))
-        confirming = bool(self._suspect)
-        self._suspect = []
-        if plan.problems and not snapshot.fresh_account:
-            if confirming:
-                commands.extend(self._halt("reconciliation found differences it cannot explain: "
-                                           + "; ".join(plan.problems[:5])))
-            else:
-                self._suspect = list(plan.problems)
-                self._schedule(now + self.policy.confirm_difference_ms, _Timer.RECONCILE,
-                               "confirming a difference")
+        commands.extend(self._confirm_differences([] if snapshot.fresh_account else plan.problems, now))
         commands.append(Notice(Level.INFO, "reconciliation finished", {
             "reason": reason, "fixed": len(plan.fixed), "problems": len(plan.problems)}))
         self.last_reconcile = plan
@@ -1445,6 +1443,45 @@ class ExecutionCore:
             self._periodic_scheduled = True
             self._schedule(now + self.policy.reconcile_every_ms, _Timer.RECONCILE, PERIODIC)
         return commands
+
+    def _reconcile_failed(self, answer: ReconcileSnapshot, reason: str, now: int) -> list[Command]:
+        """The snapshot could not be read: try again with backoff (rate limit, timeout, 5xx), else halt."""
+        if answer.retryable and self._reconcile_failures < self.policy.max_retries:
+            delays = self.policy.retry_delays_ms
+            delay = delays[min(self._reconcile_failures, len(delays) - 1)]
+            self._reconcile_failures += 1
+            self._reconcile_waiting = reason
+            self._schedule(now + delay, _Timer.RECONCILE, reason)
+            if reason == PERIODIC:
+                self._periodic_scheduled = True
+            return [Notice(Level.WARNING, "reconciliation could not read the exchange; trying again", {
+                "reason": reason, "attempt": self._reconcile_failures, "in_ms": delay, "error": answer.error})]
+        self._reconcile_failures, self._reconcile_waiting = 0, None
+        return self._halt(f"reconciliation ({reason}) could not read the exchange: {answer.error}")
+
+    def _confirm_differences(self, problems: list[str], now: int) -> list[Command]:
+        """Halt only on a difference that is still there ``confirm_difference_ms`` after it was first seen.
+
+        A snapshot is read in several requests while orders trade, so one reconciliation can see a fill in one
+        read and not in another; the next one explains it. A difference is known by its subject (the text before
+        its first colon: the order, or the symbol and side), so a position that still differs, by another amount,
+        is the same difference. Until it is confirmed or gone, new entries wait.
+        """
+        since: dict[str, int] = {}
+        for problem in problems:
+            key = problem.split(":", 1)[0]
+            since[key] = min(self._suspect_since.get(key, now), since.get(key, now))
+        self._suspect_since = since
+        self._suspect = list(problems)
+        if not problems:
+            return []
+        confirmed = [p for p in problems if now - since[p.split(":", 1)[0]] >= self.policy.confirm_difference_ms]
+        if confirmed:
+            self._suspect, self._suspect_since = [], {}
+            return self._halt("reconciliation found differences it cannot explain: " + "; ".join(confirmed[:5]))
+        due = min(since.values()) + self.policy.confirm_difference_ms
+        self._schedule(max(due, now + 1), _Timer.RECONCILE, "confirming a difference")
+        return []
 
     def _adopt(self, order: Order, now: int) -> None:
         """An open order with our id that the database lacks: tracked again, with its strategy when the id's tag

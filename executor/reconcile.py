@@ -79,8 +79,7 @@ def _orders(local: LocalBooks, snapshot: ExchangeSnapshot, window_ms: int, resul
     for cid, live in sorted(local.live_orders.items()):
         lookup = answered.get(cid)
         if lookup is None:
-            result.problems.append(f"order {cid} ({live.symbol}) was not looked up")
-            continue
+            continue  # sent after the reconciliation began: its own answer and reports settle it
         if lookup.outcome is Outcome.ACCEPTED:
             result.resolved.append(lookup)
             reported = lookup.order.status.value if lookup.order is not None else \

@@ -49,7 +49,7 @@ from executor.commands import (
     Tick,
     UserEventInput,
 )
-from executor.core import ORDER_NOT_FOUND, UNKNOWN_ORDER, ExecutionCore
+from executor.core import AUTH_ERRORS, ORDER_NOT_FOUND, UNKNOWN_ORDER, ExecutionCore
 from executor.gateway import ExchangeGateway, fills_since
 from runtime import chaos
 from utils.binance_parse import OrderUpdate, UserEvent
@@ -132,8 +132,10 @@ async def execute(command: ExchangeCommand, gateway: ExchangeGateway, now: Calla
             snapshot = await fetch_snapshot(command, gateway, now, fresh_account=fresh_account,
                                             concurrent=concurrent)
             return ReconcileSnapshot(command.reason, now(), snapshot)
-        except (BinanceError, OutcomeUnknownError) as exc:
-            return ReconcileSnapshot(command.reason, now(), None, error=str(exc))
+        except BinanceError as exc:
+            return ReconcileSnapshot(command.reason, now(), None, error=str(exc), retryable=exc.code not in AUTH_ERRORS)
+        except OutcomeUnknownError as exc:
+            return ReconcileSnapshot(command.reason, now(), None, error=str(exc), retryable=True)
     raise TypeError(f"not an exchange command: {type(command).__name__}")
 
 

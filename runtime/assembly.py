@@ -15,6 +15,8 @@ from database.repository import Repository
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.planner import ExecutionSettings
 from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
+from strategies.registry import load_strategy
+from strategies.runner import StrategyRunner
 from utils.domain import OrderType
 from utils.filters import SymbolFilters
 
@@ -65,6 +67,22 @@ def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, Stat
     return restored
 
 
+def strategy_runner(config: AppConfig) -> StrategyRunner:
+    """Every configured strategy on each of its symbols."""
+    runner = StrategyRunner()
+    for symbol in config.symbols:
+        for strategy in symbol.strategies:
+            runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
+    return runner
+
+
+def risk_engine(config: AppConfig, repository: Repository) -> tuple[RiskEngine, list[str]]:
+    """The risk engine with the configured limits and the states stored by earlier runs, and its scopes."""
+    defaults, overrides = risk_limits(config)
+    scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in sorted(config.symbols_config.strategy_names())]
+    return RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes)), scopes
+
+
 @dataclass
 class CoreParts:
     core: ExecutionCore
@@ -76,9 +94,7 @@ def build_core(config: AppConfig, repository: Repository, filters: dict[str, Sym
                policy: ExecutionPolicy | None = None) -> CoreParts:
     """The execution core for ``config``'s symbols and strategies, its books and risk state seeded from the
     database (a halt, the day's counters and loss streaks survive restarts)."""
-    defaults, overrides = risk_limits(config)
-    scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in sorted(config.symbols_config.strategy_names())]
-    risk = RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes))
+    risk, scopes = risk_engine(config, repository)
     core = ExecutionCore(
         risk=risk, filters=filters, settings=execution_settings(config),
         position_mode=config.settings.position_mode, seed=load_seed(repository),

@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from config import AppConfig, Mode
 from database.journal import RepositoryJournal, load_seed
 from database.repository import Repository
@@ -54,20 +56,18 @@ from executor.commands import (
     UserEventInput,
 )
 from executor.core import ExecutionCore
-from executor.risk import GLOBAL_SCOPE, RiskEngine, strategy_scope
+from executor.risk import GLOBAL_SCOPE
 from live.gateway import BinanceGateway, ExchangeInfo
 from live.market_stream import MarketStream
 from live.user_stream import UserStream
 from runtime.applier import AsyncApplier
-from runtime.assembly import execution_policy, execution_settings, load_risk_state, risk_limits
-from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
+from runtime.assembly import execution_policy, execution_settings, risk_engine, strategy_runner
+from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat, write_atomically
 from runtime.trader import add_core_sections, operator_changes
-from strategies.registry import load_strategy
-from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.domain import Candle, MarkPrice, Signal
-from utils.errors import BinanceError, OutcomeUnknownError
+from utils.errors import AuthError, BinanceError, OutcomeUnknownError
 from utils.filters import SymbolFilters
 from utils.rest import RestClient
 from utils.signing import make_signer
@@ -83,8 +83,9 @@ HOUR_MS = 3_600_000
 OPERATOR_POLL_SEC = 2.0
 #: Real seconds between checks of the core's timers against market time.
 TICK_EVERY_SEC = 0.05
-#: Candles are written in batches: at most this many real seconds after they arrived (and at shutdown).
+#: Candles are written in batches, this often (real seconds) when the core is idle, and at shutdown ...
 CANDLE_FLUSH_SEC = 2.0
+CANDLE_FLUSH_MAX = 5_000  # ... or at once when this many wait (the core busy for that long)
 #: How long the start waits for a stream's first connection, and the shutdown for in-flight requests.
 CONNECT_TIMEOUT_SEC = 30.0
 SHUTDOWN_TIMEOUT_SEC = 15.0
@@ -96,6 +97,10 @@ LIVE_READY_LINE = "Trading. Ctrl-C stops: no new signals, in-flight requests res
 
 class StartupError(Exception):
     """The live start cannot go on: the message is one line naming what and what to do."""
+
+
+class _StoppedDuringStart(Exception):
+    """Ctrl-C / SIGTERM came while the bot was still starting: it stops before the next step."""
 
 
 class MarketTime:
@@ -186,14 +191,8 @@ class LiveTrader:
         self.market_time = MarketTime()
         self.repository = Repository.open(settings.db_url, self.market_time)
         self.bus = EventBus()
-        self.runner = StrategyRunner()
-        for symbol in config.symbols:
-            for strategy in symbol.strategies:
-                self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
-        defaults, overrides = risk_limits(config)
-        names = sorted(config.symbols_config.strategy_names())
-        self._risk_scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in names]
-        self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, self._risk_scopes))
+        self.runner = strategy_runner(config)
+        self.risk, self._risk_scopes = risk_engine(config, self.repository)
         keys = config.api_keys
         self.rest = RestClient(rest_url, api_key=keys.api_key.get_secret_value(),
                                signer=make_signer(keys.api_secret.get_secret_value()),
@@ -222,6 +221,7 @@ class LiveTrader:
         self._last_snapshot_hour = -1
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._heartbeat_write: asyncio.Future[None] | None = None
         self._setup_heartbeat()
 
     # =============================================================================================== run
@@ -232,7 +232,17 @@ class LiveTrader:
     async def run(self) -> LiveSummary:
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         try:
-            await self._start()
+            try:
+                await self._start()
+            except _StoppedDuringStart:
+                return self.summary()
+            except AuthError as error:
+                raise StartupError(f"the exchange refused the API key at the start-up step '{self._phase}' "
+                                   f"({error.code} {error.msg}): check the key, its futures permission and its IP "
+                                   "whitelist") from None
+            except (BinanceError, OutcomeUnknownError, aiohttp.ClientError, OSError) as error:
+                raise StartupError(f"the start-up step '{self._phase}' failed: {type(error).__name__}: "
+                                   f"{error}") from None
             if not self._stopping.is_set():
                 self._phase = "trading"
                 self.on_progress(f"Started: {', '.join(self.symbols)} on {self.config.settings.rest_base_url} "
@@ -303,7 +313,7 @@ class LiveTrader:
 
     def _step(self, phase: str) -> None:
         if self._stopping.is_set():
-            raise asyncio.CancelledError
+            raise _StoppedDuringStart
         self._phase = phase
         log.info("live start-up", extra={"step": phase})
 
@@ -463,11 +473,13 @@ class LiveTrader:
     def _on_auth_error(self, error: BinanceError) -> None:
         self._auth_error = f"{error.code} {error.msg}"
         log.critical("the exchange refused the API key; orders are halted until it is fixed",
-                     extra={"code": error.code, "message": error.msg})
+                     extra={"code": error.code, "reason": error.msg})
 
     async def _on_candle_for_recorder(self, event: Event) -> None:
+        # Written by the timer task when the core is idle, not here: a candle arrives just as a decision is being
+        # made, and the write would sit in its path (docs/benchmarks.md, live decision latency).
         self._pending_candles.append(event.payload)
-        if time.monotonic() - self._candles_flushed_at >= CANDLE_FLUSH_SEC:
+        if len(self._pending_candles) >= CANDLE_FLUSH_MAX:
             self._flush_candles()
 
     def _flush_candles(self) -> None:
@@ -495,7 +507,8 @@ class LiveTrader:
             if due is not None and due <= now and due != last_due:
                 last_due = due
                 self._submit(Tick(now))
-            if self._pending_candles and time.monotonic() - self._candles_flushed_at >= CANDLE_FLUSH_SEC:
+            if (self._pending_candles and time.monotonic() - self._candles_flushed_at >= CANDLE_FLUSH_SEC
+                    and not (self.applier is not None and self.applier.busy)):
                 self._flush_candles()
             if now // HOUR_MS != self._last_snapshot_hour:
                 self._last_snapshot_hour = now // HOUR_MS
@@ -549,8 +562,10 @@ class LiveTrader:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            try:
-                self.heartbeat.write()
+            try:  # built here, written (with its fsync) in a thread: the loop never waits for the disk
+                self._heartbeat_write = asyncio.ensure_future(
+                    asyncio.to_thread(write_atomically, self.heartbeat.path, self.heartbeat.build()))
+                await asyncio.shield(self._heartbeat_write)
             except Exception:
                 log.exception("heartbeat write failed")
             await asyncio.sleep(self.heartbeat.interval_sec)
@@ -575,6 +590,9 @@ class LiveTrader:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._heartbeat_write is not None:  # a write still running in its thread must not land after the last
+            with contextlib.suppress(Exception):
+                await self._heartbeat_write
         if self.applier is not None:
             await self.applier.stop()
         self._flush_candles()
@@ -638,23 +656,21 @@ class LiveTrader:
                                     "requests_in_flight": bool(self.applier and self.applier.busy)})
 
     def _stream_status(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
+        result: dict[str, Any] = {"market": {"state": "not started"}, "user": {"state": "not started"}}
         if self.market is not None:
             stats = self.market.stats()
             result["market"] = {
                 "connections": [_connection(status) for status in self.market.status()],
+                "candles": stats.candles, "mark_prices": stats.mark_prices,
                 "missed_candle_backfills": stats.backfills, "candles_backfilled": stats.candles_backfilled,
-                "duplicates_dropped": stats.duplicates_dropped, "malformed_frames": stats.malformed_frames,
-                "candles": self._candles}
-        else:
-            result["market"] = {"state": "not started"}
+                "backfill_failures": stats.backfill_failures, "duplicates_dropped": stats.duplicates_dropped,
+                "malformed_frames": stats.malformed_frames}
         if self.user is not None:
-            user = _connection(self.user.status())
-            user["listen_key_age_sec"] = _rounded(getattr(self.user, "listen_key_age_sec", None))
-            user["listen_key_renewals"] = getattr(self.user, "listen_key_renewals", None)
-            result["user"] = user
-        else:
-            result["user"] = {"state": "not started"}
+            status = self.user.status()
+            result["user"] = {**_connection(status.connection),
+                              "listen_key_age_sec": _rounded(status.listen_key_age_sec),
+                              "listen_keys_created": status.listen_keys_created, "keepalives": status.keepalives,
+                              "interruptions": status.interruptions, "events": status.events}
         return result
 
     def _rest_status(self) -> dict[str, Any]:

@@ -42,13 +42,12 @@ from executor.core import ExecutionCore, ExecutionPolicy
 from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, format_time
 from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
-from runtime.assembly import build_core, load_risk_state
+from runtime.assembly import build_core, load_risk_state, strategy_runner
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
 from simulator.state import StateError
-from strategies.registry import load_strategy
 from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
@@ -210,10 +209,7 @@ class SimTrader:
         self._account_at_start = _AccountTotals(self.clock.now_ms(), account.realized_pnl, account.fees_paid,
                                                 account.funding_total)
         self.gateway = SimGateway(self.exchange)
-        self.runner = StrategyRunner()
-        for symbol in config.symbols:
-            for strategy in symbol.strategies:
-                self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
+        self.runner = strategy_runner(config)
         parts = build_core(config, self.repository, self.filters, policy=policy)
         self._risk_scopes = parts.risk_scopes
         self.risk = parts.risk

@@ -80,12 +80,16 @@ def test_bad_configuration_is_one_clear_error(env) -> None:
 
 
 def test_live_modes_refuse_clearly_and_never_print_the_secret(env, tmp_path) -> None:
-    env.update({"MODE": "testnet", "BINANCE_API_KEY": "testkey-1234567890", "BINANCE_API_SECRET": CANARY})
+    env.update({"MODE": "testnet", "BINANCE_API_KEY": "testkey-1234567890", "BINANCE_API_SECRET": CANARY,
+                # nothing listens there: the start stops at its first request (never Binance's real testnet)
+                "REST_BASE_URL": "http://127.0.0.1:9", "WS_MARKET_URL": "ws://127.0.0.1:9/market",
+                "WS_PRIVATE_URL": "ws://127.0.0.1:9/private"})
     config = run_main(["config"], env)
     assert config.returncode == 0, config.stderr
     assert json.loads(config.stdout)["settings"]["BINANCE_API_SECRET"] == "****"
     run = run_main(["run"], env)
-    assert run.returncode == 2 and "MODE=testnet" in run.stderr
+    assert run.returncode == 2, run.stderr
+    assert "cannot start live trading" in run.stderr and "http://127.0.0.1:9" in run.stderr
     log_file = tmp_path / "logs" / "trader.log"
     assert log_file.exists()  # `run` logs to the file, even when it refuses to start
     for text in (config.stdout, config.stderr, run.stdout, run.stderr, log_file.read_text()):

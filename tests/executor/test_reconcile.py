@@ -75,9 +75,12 @@ def test_a_failed_lookup_is_a_problem_and_the_order_stays_unknown() -> None:
     assert result.still_unknown == ["a"] and "lookup failed" in result.problems[0]
 
 
-def test_an_order_that_was_not_looked_up_is_a_problem() -> None:
+def test_an_order_sent_after_the_reconciliation_began_is_left_to_its_own_answer() -> None:
+    """Every order open when the Reconcile was issued is looked up; one the snapshot did not ask about was sent
+    while it was being read, and its request's answer and the stream's reports settle it."""
     local = books(live_orders={"a": live(IntentState.SENT, None, NOW - 1_000)})
-    assert "was not looked up" in plan(local, snapshot(), unknown_window_ms=WINDOW).problems[0]
+    result = plan(local, snapshot(), unknown_window_ms=WINDOW)
+    assert result.clean and not result.resolved and not result.never_placed and not result.still_unknown
 
 
 def test_missing_fills_are_found_in_trade_order_and_explain_the_position() -> None:

@@ -1,0 +1,84 @@
+"""Reconciliation while trading (what the live shell meets): a difference with the exchange halts only when the same
+difference is still there 5 s after it was first seen (another reconciliation in between cannot confirm it early,
+one that explains itself never halts); a snapshot that cannot be read for a passing reason (a rate-limit ban) is
+read again with backoff, new entries waiting, while a refused API key halts at once."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tests.executor.harness import Harness
+from utils.domain import OrderType, Side, SignalSide
+
+
+def _account_traded_by_hand(tmp_path) -> tuple[Harness, Harness]:
+    first = Harness(f"sqlite:///{tmp_path / 'first.db'}")
+    first.candle("30000")
+    first.close()
+    first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.002"),
+                             client_order_id="web_abc")  # traded by hand; a new database knows nothing of it
+    return first, Harness(f"sqlite:///{tmp_path / 'other.db'}", exchange=first.exchange, clock=first.clock)
+
+
+def test_a_reconciliation_right_after_does_not_confirm_a_difference_early(tmp_path) -> None:
+    _, bot = _account_traded_by_hand(tmp_path)
+    try:
+        assert bot.core.stats.reconciliations == 1 and bot.risk.state("global").state.value == "ACTIVE"
+        bot.interrupt_stream("reconnected")  # the same difference, 0 ms later: still being confirmed
+        assert bot.core.stats.reconciliations == 2 and bot.risk.state("global").state.value == "ACTIVE"
+        bot.core.last_price["BTCUSDT"] = D("30000")
+        bot.signal(SignalSide.LONG)
+        assert bot.core.stats.refused_by_risk == 1  # new entries wait meanwhile
+        bot.advance(6_000)  # still there 5 s after it was first seen: halt
+        state = bot.risk.state("global")
+        assert state.state.value == "HALTED" and "exchange holds 0.002" in state.reason
+    finally:
+        bot.close()
+
+
+def test_a_difference_that_goes_away_never_halts(tmp_path) -> None:
+    first, bot = _account_traded_by_hand(tmp_path)
+    try:
+        first.exchange.new_order(symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.MARKET,
+                                 quantity=D("0.002"), client_order_id="web_abd", reduce_only=True)  # undone
+        bot.advance(6_000)  # the confirmation finds the position flat again, as the books say
+        assert bot.core.stats.reconciliations == 2
+        assert bot.risk.state("global").state.value == "ACTIVE"
+        bot.core.last_price["BTCUSDT"] = D("30000")
+        bot.signal(SignalSide.LONG)
+        assert bot.core.stats.refused_by_risk == 0  # nothing waits for a confirmation any more
+    finally:
+        bot.close()
+
+
+def test_a_reconciliation_that_cannot_read_the_exchange_is_tried_again_entries_waiting(tmp_path) -> None:
+    bot = Harness(f"sqlite:///{tmp_path / 'trader.db'}")
+    try:
+        bot.candle("30000")
+        bot.gateway.inject_error(-1003, "Way too many requests; IP banned until 1.", operation="open_orders",
+                                 http_status=418, times=2)
+        bot.interrupt_stream("reconnected")  # the read fails (418): no halt, tried again after 1 s, then 2 s
+        assert bot.risk.state("global").state.value == "ACTIVE"
+        assert bot.notices.count("reconciliation could not read the exchange; trying again") == 1
+        bot.signal(SignalSide.LONG)
+        assert bot.core.stats.refused_by_risk == 1 and bot.exchange_orders() == set()  # entries wait
+        bot.advance(3_500)
+        assert bot.notices.count("reconciliation could not read the exchange; trying again") == 2
+        assert bot.core.stats.reconciliations == 4 and bot.risk.state("global").state.value == "ACTIVE"
+        bot.candle("30010")
+        bot.signal(SignalSide.SHORT)
+        assert bot.core.stats.sent == 1  # read at last: trading goes on
+    finally:
+        bot.close()
+
+
+def test_a_refused_api_key_during_a_reconciliation_halts_at_once(tmp_path) -> None:
+    bot = Harness(f"sqlite:///{tmp_path / 'trader.db'}")
+    try:
+        bot.gateway.inject_error(-2015, "Invalid API-key, IP, or permissions for action.", operation="open_orders",
+                                 http_status=401)
+        bot.interrupt_stream("reconnected")
+        state = bot.risk.state("global")
+        assert state.state.value == "HALTED" and "-2015" in state.reason
+    finally:
+        bot.close()

@@ -68,7 +68,6 @@ from executor.commands import (
     Tick,
     UserEventInput,
 )
-from executor.gateway import TRADES_WINDOW_MS
 from executor.ids import retry_client_order_id
 from executor.planner import ExecutionSettings, Holding, plan_signal, protective_orders
 from executor.risk import GLOBAL_SCOPE, Guard, RiskEngine
@@ -1350,10 +1349,7 @@ class ExecutionCore:
         for tracked in self._live.values():
             symbol = tracked.intent.symbol
             earliest[symbol] = min(earliest.get(symbol, tracked.first_sent), tracked.first_sent)
-        # Fills since the last one stored; a symbol with none stored: since its earliest live order or the last 7
-        # days, whichever is earlier (a trade made by hand on a symbol the bot never traded is found too).
-        fills_from = tuple((symbol, self._last_trade_id.get(symbol),
-                            min(earliest.get(symbol, now), now - TRADES_WINDOW_MS + 1)) for symbol in symbols)
+        fills_from = tuple((symbol, self._last_trade_id.get(symbol), earliest.get(symbol)) for symbol in symbols)
         return [Notice(Level.INFO, "reconciling with the exchange", {"reason": reason}),
                 Reconcile(reason, lookups, fills_from, symbols)]
 

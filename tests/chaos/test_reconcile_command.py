@@ -1,5 +1,6 @@
 """``main.py reconcile`` in MODE=testnet, against the simulator server as a separate process: a trade someone made
-while the bot was stopped is found and recorded; a database that lost a trip's close halts trading (exit 3)."""
+while the bot was stopped, on a symbol it trades, is found and recorded; a database that lost a trip's close halts
+trading (exit 3)."""
 
 from __future__ import annotations
 
@@ -48,26 +49,35 @@ def reconcile(run: ChaosRun) -> subprocess.CompletedProcess[str]:
                           cwd=REPO, env=run.bot_environment(), capture_output=True, text=True, timeout=120)
 
 
-async def _buy(run: ChaosRun, client_order_id: str) -> None:
+async def _buy(run: ChaosRun, symbol: str, quantity: str, client_order_id: str) -> None:
     async with BinanceTestClient(run.rest_url, API_KEY, API_SECRET) as client:
         reply = await client.signed("POST", "/fapi/v1/order", {
-            "symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.05",
+            "symbol": symbol, "side": "BUY", "type": "MARKET", "quantity": quantity,
             "newClientOrderId": client_order_id})
         assert reply.status == 200, reply.body
+
+
+def _traded_symbol(run: ChaosRun) -> str:
+    """A symbol the bot has fills on (reconciliation reads fills from the last one stored per symbol)."""
+    with sqlite3.connect(run.folder / "bot.db") as db:
+        (symbol,) = db.execute("select symbol from fills order by time desc limit 1").fetchone()
+    return str(symbol)
 
 
 def test_a_trade_made_while_the_bot_was_stopped_is_recorded(stopped_bot: ChaosRun) -> None:
     first = reconcile(stopped_bot)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"Reconciled with testnet at {stopped_bot.rest_url}" in first.stdout
-    asyncio.run(_buy(stopped_bot, "by-hand-1"))
+    symbol = _traded_symbol(stopped_bot)
+    size = "0.01" if symbol == "BTCUSDT" else "0.05"
+    asyncio.run(_buy(stopped_bot, symbol, size, "by-hand-1"))
     second = reconcile(stopped_bot)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "ETHUSDT: 1 fill(s) recorded that the stream had not delivered" in second.stdout
+    assert f"{symbol}: 1 fill(s) recorded that the stream had not delivered" in second.stdout
     with sqlite3.connect(stopped_bot.folder / "bot.db") as db:
-        (quantity,) = db.execute("select quantity from fills where order_id = (select max(order_id) from fills "
-                                 "where symbol = 'ETHUSDT')").fetchone()
-    assert Decimal(quantity) == Decimal("0.05")
+        (quantity,) = db.execute("select quantity from fills where symbol = ? and order_id = (select max(order_id) "
+                                 "from fills where symbol = ?)", (symbol, symbol)).fetchone()
+    assert Decimal(quantity) == Decimal(size)
     result = stopped_bot.compare()
     assert result.problems == [], result.problems
 

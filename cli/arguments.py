@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.server.cli import add_arguments as add_simserver_arguments
 
     add_simserver_arguments(sub)
+    from cli.backtest import add_arguments as add_backtest_arguments
+
+    add_backtest_arguments(sub)
     return parser
 
 

@@ -760,6 +760,50 @@ class SimExchange:
                     and (end_time is None or o.create_time <= end_time)]
         return [order_copy(o) for o in selected[-limit:]]
 
+    def reach_levels(self, symbol: str) -> tuple[Decimal | None, Decimal | None, bool]:
+        """Where the next candle of ``symbol`` can make this exchange act (for a shell that skips quiet candles).
+
+        Returns ``(falling, rising, always)``: a candle whose low stays above ``falling`` and whose high stays
+        below ``rising`` fills no resting order, triggers no conditional order and liquidates nothing (None: no
+        such level); ``always`` is True when that cannot be said from this symbol's prices alone (a pool already
+        below maintenance, or a cross position whose level moves with other symbols' marks). Funding times are
+        the caller's to watch (``next_funding_time``).
+        """
+        st = self._symbol(symbol)
+        falling: Decimal | None = None
+        rising: Decimal | None = None
+
+        def reach(price: Decimal, falls: bool) -> None:
+            nonlocal falling, rising
+            if falls:
+                falling = price if falling is None or price > falling else falling
+            else:
+                rising = price if rising is None or price < rising else rising
+
+        for working in st.open.by_id.values():
+            reach(working.order.price, working.order.side is Side.BUY)
+        for algo_working in st.algos.values():
+            algo = algo_working.algo
+            if algo.status is AlgoStatus.NEW:
+                reach(algo.trigger_price, conditional.trigger_falls(algo.order_type, algo.side))
+        if not st.exposed:
+            return falling, rising, False
+        if st.margin_type is MarginType.CROSSED:
+            if any(other is not st and other.exposed and other.margin_type is MarginType.CROSSED
+                   for other in self._symbols.values()):
+                return falling, rising, True
+            pools: list[PositionState | None] = [None]
+        else:
+            pools = [p for p in st.positions.values() if p.amount]
+        for pool in pools:
+            level = self._margin.liquidation_level(st, pool)
+            if level is None:
+                continue
+            if level.immediate:
+                return falling, rising, True
+            reach(level.price, level.falling)
+        return falling, rising, False
+
     def mark_price(self, symbol: str) -> Decimal:
         return self._symbol(symbol).mark_price
 

@@ -79,7 +79,7 @@ def test_bad_params_are_refused_with_the_facts(params: dict, field: str, problem
 
 def test_the_file_stays_a_short_example() -> None:
     source = (REPO_ROOT / "strategies" / "ema_crossover.py").read_text(encoding="utf-8")
-    assert len(source.splitlines()) < 40
+    assert len(source.splitlines()) < 45  # with long_only (issue 12)
 
 
 def test_docs_show_the_file_as_it_is() -> None:

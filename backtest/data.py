@@ -31,6 +31,13 @@ class DataError(ValueError):
     """A data file the backtest cannot use; the message names the file (and line) and what is wrong."""
 
 
+def _symbol_of(path: Path) -> str:
+    try:
+        return symbol_from_filename(path)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
+
+
 def _read_text(path: Path) -> str:
     try:
         if path.suffix.lower() == ".zip":
@@ -127,10 +134,7 @@ class BarSeries:
 def load_bars(path: str | Path, symbol: str | None = None) -> BarSeries:
     """Read one kline file; raises :class:`DataError` naming the file, the line and the problem."""
     path = Path(path)
-    try:
-        symbol = symbol or symbol_from_filename(path)
-    except ValueError as error:
-        raise DataError(f"{path}: {error}") from None
+    symbol = symbol or _symbol_of(path)
     interval = interval_from_filename(path)
     text = _read_text(path)
     body, first_line, columns = _split_header(text, path)
@@ -192,10 +196,7 @@ class FundingRates:
 def load_funding(path: str | Path, symbol: str | None = None) -> FundingRates:
     """Read a ``funding_time_ms,funding_rate`` file (a header row is allowed)."""
     path = Path(path)
-    try:
-        symbol = symbol or symbol_from_filename(path)
-    except ValueError as error:
-        raise DataError(f"{path}: {error}") from None
+    symbol = symbol or _symbol_of(path)
     rates: dict[int, Decimal] = {}
     for number, line in enumerate(io.StringIO(_read_text(path)), 1):
         text = line.strip()

@@ -37,7 +37,7 @@ from executor.commands import CandleInput, MarkPriceInput, SignalInput
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.risk import MS_PER_DAY, Guard, RiskEngine, strategy_scope
 from runtime.applier import MemoryJournal, SyncApplier
-from runtime.trader import execution_settings, risk_limits
+from runtime.trader import configure_exchange, execution_settings, risk_limits
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
@@ -179,7 +179,7 @@ class Backtest:
         started = time.perf_counter()
         first = min(int(s.open_time[0]) for s in self.series if len(s))
         self.clock.set(first - 1)
-        self._configure_exchange()
+        configure_exchange(self.exchange, self.config.symbols, self.position_mode)
         self.applier.start()
         self.gateway.take_user_events()
         forced = [self._static_wakes(s) for s in self.series]
@@ -194,15 +194,6 @@ class Backtest:
                               funding_missing=self.funding_missing, every_bar=self.every_bar,
                               config_strategies=[(s.name, symbol.symbol) for symbol in self.config.symbols
                                                  for s in symbol.strategies])
-
-    def _configure_exchange(self) -> None:
-        hedge = self.position_mode is PositionMode.HEDGE
-        if self.exchange.dual_side_position != hedge:
-            self.exchange.set_position_mode(hedge)
-        for symbol in self.config.symbols:
-            self.exchange.set_leverage(symbol.symbol, symbol.leverage)
-            if self.exchange.margin_type(symbol.symbol) is not symbol.margin_type:
-                self.exchange.set_margin_type(symbol.symbol, symbol.margin_type)
 
     def _static_wakes(self, series: BarSeries) -> bytearray:
         """1 for the bars that always wake: the first, either side of each funding time, each UTC day's first."""

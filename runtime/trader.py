@@ -20,12 +20,14 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from config import AppConfig
+from config.symbols import SymbolConfig
 from database.journal import RepositoryJournal, load_seed
 from database.repository import Repository
 from executor.commands import (
@@ -164,6 +166,17 @@ def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
                 take_profit_pct=strategy.take_profit_pct,
             ))
     return result
+
+
+def configure_exchange(exchange: SimExchange, symbols: Iterable[SymbolConfig], position_mode: PositionMode) -> None:
+    """Set the simulated account's position mode, and each symbol's leverage and margin type, as configured."""
+    hedge = position_mode is PositionMode.HEDGE
+    if exchange.dual_side_position != hedge:
+        exchange.set_position_mode(hedge)
+    for symbol in symbols:
+        exchange.set_leverage(symbol.symbol, symbol.leverage)
+        if exchange.margin_type(symbol.symbol) is not symbol.margin_type:
+            exchange.set_margin_type(symbol.symbol, symbol.margin_type)
 
 
 def execution_policy(config: AppConfig) -> ExecutionPolicy:
@@ -351,13 +364,7 @@ class SimTrader:
         self._account_saved_wall = time.monotonic()
 
     def _configure_exchange(self) -> None:
-        hedge = self.position_mode is PositionMode.HEDGE
-        if self.exchange.dual_side_position != hedge:
-            self.exchange.set_position_mode(hedge)
-        for symbol in self.config.symbols:
-            self.exchange.set_leverage(symbol.symbol, symbol.leverage)
-            if self.exchange.margin_type(symbol.symbol) is not symbol.margin_type:
-                self.exchange.set_margin_type(symbol.symbol, symbol.margin_type)
+        configure_exchange(self.exchange, self.config.symbols, self.position_mode)
 
     def _reconcile_at_start(self) -> None:
         """Bring the books and the database in line with the (fresh, in-process) simulated exchange.

@@ -45,7 +45,7 @@ from strategies.base import Strategy
 from strategies.registry import DEFAULT_PACKAGE, load_strategy
 from strategies.runner import DisabledStrategy, check_signal
 from utils.clock import SimulatedClock
-from utils.domain import MarkPrice, PositionMode, Signal, TradingState
+from utils.domain import MarkPrice, OrderPurpose, PositionMode, Signal, TradingState
 
 log = logging.getLogger("backtest.engine")
 
@@ -394,8 +394,8 @@ class Backtest:
         ttl = self.risk.limits_for(None).order_ttl_sec
         if ttl is not None:
             for tracked in core.open_orders():
-                if (not tracked.is_algo and tracked.intent.purpose.value == "ENTRY" and not tracked.cancel_requested
-                        and tracked.status is not None):
+                if (not tracked.is_algo and tracked.intent.purpose is OrderPurpose.ENTRY
+                        and not tracked.cancel_requested and tracked.status is not None):
                     due = min(due, tracked.create_time + ttl * 1000)
         for scope, record in self.risk.states().items():
             if record.state is TradingState.HALTED and record.guard is Guard.CONSECUTIVE_LOSSES:
@@ -407,31 +407,31 @@ class Backtest:
     def _loss_limit_levels(self) -> None:
         """Each strategy under a daily loss limit: the price at which its unrealized loss would reach the limit.
 
-        The limit counts realized PnL today plus the unrealized PnL of every position the strategy holds, at mark.
-        With the slack ``S = limit + realized + unrealized`` shared over the ``k`` symbols it holds, no symbol's
-        price can use up its ``S / k`` before one of them wakes (and then all of them wake and the shares are
-        worked out again).
+        The limit counts the realized PnL of the day plus the unrealized PnL of every position the strategy holds,
+        at mark. With one position that is one price of one symbol. With several, the core checks the sum after
+        each symbol's mark (and after each closing fill) while the others' marks are a minute old, so the sum
+        depends on every bar of every symbol: those symbols then wake on every bar.
         """
         core = self.core
-        by_strategy: dict[str, dict[str, Decimal]] = {}
+        held: dict[str, list[tuple[str, Decimal]]] = {}
         for (symbol, _side), holding in core.holdings.items():
             if holding.amount and holding.owner:
-                amounts = by_strategy.setdefault(holding.owner, {})
-                amounts[symbol] = amounts.get(symbol, Decimal(0)) + holding.amount
-        for strategy, amounts in by_strategy.items():
+                held.setdefault(holding.owner, []).append((symbol, holding.amount))
+        for strategy, positions in held.items():
             limit = self.risk.limits_for(strategy).daily_loss_limit_usdt
             record = self.risk.state(strategy_scope(strategy))
             if limit is None or record.state is not TradingState.ACTIVE:
                 continue
+            symbol, amount = positions[0]
+            k = self.symbols.index(symbol)
+            mark = core.mark_price.get(symbol) or core.last_price.get(symbol)
             slack = limit + record.realized_pnl_today + core.unrealized_pnl(strategy)
-            for symbol, amount in amounts.items():
-                k = self.symbols.index(symbol)
-                mark = core.mark_price.get(symbol) or core.last_price.get(symbol)
-                if slack <= 0 or amount == 0 or mark is None:
-                    self._always[k] = True
-                    continue
-                level = float(mark - slack / len(amounts) / amount)
-                if amount > 0:
-                    self._falling[k] = max(self._falling[k], level * (1 + MARGIN))
-                else:
-                    self._rising[k] = min(self._rising[k], level * (1 - MARGIN))
+            if len(positions) > 1 or mark is None or slack <= 0:
+                for symbol, _ in positions:
+                    self._always[self.symbols.index(symbol)] = True
+                continue
+            level = float(mark - slack / amount)  # where amount x (price - mark) uses up the slack
+            if amount > 0:
+                self._falling[k] = max(self._falling[k], level * (1 + MARGIN))
+            else:
+                self._rising[k] = min(self._rising[k], level * (1 - MARGIN))

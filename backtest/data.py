@@ -38,25 +38,25 @@ def _symbol_of(path: Path) -> str:
         raise DataError(f"{path}: {error}") from None
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
         if path.suffix.lower() == ".zip":
             with zipfile.ZipFile(path) as archive:
                 members = [name for name in archive.namelist() if name.lower().endswith(".csv")]
                 if len(members) != 1:
                     raise DataError(f"{path}: expected exactly one .csv inside the archive, found {members}")
-                return archive.read(members[0]).decode("utf-8")
-        return path.read_text(encoding="utf-8")
+                return archive.read(members[0])
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: cannot be read: {type(error).__name__}: {error}") from None
 
 
-def _split_header(text: str, path: Path) -> tuple[str, int, int]:
+def _split_header(text: bytes, path: Path) -> tuple[bytes, int, int]:
     """(the data rows, the line number of the first one, the number of columns)."""
-    first_end = text.find("\n")
-    first = (text if first_end < 0 else text[:first_end]).strip()
+    first_end = text.find(b"\n")
+    first = (text if first_end < 0 else text[:first_end]).decode("utf-8", "replace").strip()
     if not first:
         raise DataError(f"{path}: the file is empty")
     fields = first.split(",")
@@ -65,7 +65,15 @@ def _split_header(text: str, path: Path) -> tuple[str, int, int]:
                         "kline file?")
     if fields[0].strip().isdigit():
         return text, 1, len(fields)
-    return ("" if first_end < 0 else text[first_end + 1:]), 2, len(fields)
+    return (b"" if first_end < 0 else text[first_end + 1:]), 2, len(fields)
+
+
+def _bounds(text: bytes) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The rows of ``text`` (blank last lines dropped): the text and where each row begins and ends."""
+    text = text.rstrip(b"\r\n\t ") + b"\n"
+    ends = np.flatnonzero(np.frombuffer(text, np.uint8) == 10)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return text, starts, ends
 
 
 @dataclass
@@ -82,16 +90,23 @@ class BarSeries:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    rows: list[str] = field(repr=False)
+    text: bytes = field(repr=False)  # the rows, as read
+    starts: np.ndarray = field(repr=False)  # where each row begins in ``text`` ...
+    ends: np.ndarray = field(repr=False)  # ... and ends
     columns: int = 11
-    offset: int = 0  # index of this series' first bar in ``rows`` (a window keeps the rows of the whole file)
+    offset: int = 0  # index of this series' first bar in ``starts`` (a window keeps the rows of the whole file)
 
     def __len__(self) -> int:
         return len(self.open_time)
 
+    def row(self, index: int) -> str:
+        """The text of bar ``index``'s row."""
+        position = index + self.offset
+        return self.text[int(self.starts[position]):int(self.ends[position])].decode("ascii").strip()
+
     def candle(self, index: int) -> Candle:
         """Bar ``index`` as a Candle with the file's exact decimal strings."""
-        fields = self.rows[index + self.offset].split(",")
+        fields = self.row(index).split(",")
         open_time, close_time = int(self.open_time[index]), int(self.close_time[index])
         prices = [Decimal(text) for text in fields[1:6]]
         if self.columns == 6:
@@ -107,7 +122,7 @@ class BarSeries:
         part = slice(first, last)
         return BarSeries(self.symbol, self.path, self.interval, self.open_time[part], self.close_time[part],
                          self.open[part], self.high[part], self.low[part], self.close[part], self.volume[part],
-                         self.rows, self.columns, self.offset + first)
+                         self.text, self.starts, self.ends, self.columns, self.offset + first)
 
     def shifted_copies(self, times: int) -> BarSeries:
         """This series repeated ``times`` times end to end, each copy's times moved past the previous one (for
@@ -117,7 +132,7 @@ class BarSeries:
         rows = []
         for copy in range(times):
             shift = copy * span
-            for row in self.rows[self.offset:self.offset + len(self)]:
+            for row in (self.row(index) for index in range(len(self))):
                 head, _, rest = row.partition(",")
                 if self.columns == 6:
                     rows.append(f"{int(head) + shift},{rest}")
@@ -125,10 +140,11 @@ class BarSeries:
                     fields = rest.split(",")
                     fields[5] = str(int(fields[5]) + shift)
                     rows.append(f"{int(head) + shift}," + ",".join(fields))
+        text, starts, ends = _bounds(("\n".join(rows) + "\n").encode("ascii"))
         return BarSeries(self.symbol, self.path, self.interval, np.tile(self.open_time, times) + shifts,
                          np.tile(self.close_time, times) + shifts, np.tile(self.open, times),
                          np.tile(self.high, times), np.tile(self.low, times), np.tile(self.close, times),
-                         np.tile(self.volume, times), rows, self.columns, 0)
+                         np.tile(self.volume, times), text, starts, ends, self.columns, 0)
 
 
 def load_bars(path: str | Path, symbol: str | None = None) -> BarSeries:
@@ -136,20 +152,17 @@ def load_bars(path: str | Path, symbol: str | None = None) -> BarSeries:
     path = Path(path)
     symbol = symbol or _symbol_of(path)
     interval = interval_from_filename(path)
-    text = _read_text(path)
-    body, first_line, columns = _split_header(text, path)
-    rows = body.splitlines()
-    while rows and not rows[-1].strip():
-        rows.pop()
-    if not rows:
+    body, first_line, columns = _split_header(_read_bytes(path), path)
+    if not body.strip():
         raise DataError(f"{path}: no kline rows")
+    text, starts, ends = _bounds(body)
     used = (0, 1, 2, 3, 4, 5) if columns == 6 else (0, 1, 2, 3, 4, 5, 6)
     try:
-        table = np.loadtxt(rows, delimiter=",", usecols=used, dtype=np.float64, ndmin=2)
+        table = np.loadtxt(io.BytesIO(text), delimiter=",", usecols=used, dtype=np.float64, ndmin=2)
     except ValueError as error:
         raise DataError(f"{path}: not a kline file of {columns} numeric columns: {error}") from None
-    if table.shape[0] != len(rows):
-        raise DataError(f"{path}: {len(rows)} rows but {table.shape[0]} were read: remove blank lines inside it")
+    if table.shape[0] != len(starts):
+        raise DataError(f"{path}: {len(starts)} lines but {table.shape[0]} rows: remove the blank lines inside it")
     raw_open = table[:, 0].astype(np.int64)
     open_time = np.where(raw_open >= MICROSECONDS_THRESHOLD, raw_open // 1000, raw_open)
     if columns == 6:
@@ -158,12 +171,15 @@ def load_bars(path: str | Path, symbol: str | None = None) -> BarSeries:
         raw_close = table[:, 6].astype(np.int64)
         close_time = np.where(raw_close >= MICROSECONDS_THRESHOLD, raw_close // 1000, raw_close)
     open_, high, low, close, volume = (np.ascontiguousarray(table[:, k]) for k in range(1, 6))
-    _check(path, first_line, rows, open_time, close_time, open_, high, low, close, volume)
-    return BarSeries(symbol, path, interval, open_time, close_time, open_, high, low, close, volume, rows, columns)
+    series = BarSeries(symbol, path, interval, open_time, close_time, open_, high, low, close, volume, text, starts,
+                       ends, columns)
+    _check(series, first_line)
+    return series
 
 
-def _check(path: Path, first_line: int, rows: list[str], open_time: np.ndarray, close_time: np.ndarray,
-           open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> None:
+def _check(series: BarSeries, first_line: int) -> None:
+    path, open_time, close_time = series.path, series.open_time, series.close_time
+    open_, high, low, close, volume = series.open, series.high, series.low, series.close, series.volume
     problems = [
         (np.diff(open_time, prepend=open_time[0] - 1) <= 0, "open_time is not after the previous row's "
                                                              "(a duplicated or out-of-order row)"),
@@ -177,7 +193,7 @@ def _check(path: Path, first_line: int, rows: list[str], open_time: np.ndarray, 
     for bad, problem in problems:
         if bad.any():
             index = int(np.argmax(bad))
-            raise DataError(f"{path}:{first_line + index}: {problem}: {rows[index]!r}")
+            raise DataError(f"{path}:{first_line + index}: {problem}: {series.row(index)!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +214,7 @@ def load_funding(path: str | Path, symbol: str | None = None) -> FundingRates:
     path = Path(path)
     symbol = symbol or _symbol_of(path)
     rates: dict[int, Decimal] = {}
-    for number, line in enumerate(io.StringIO(_read_text(path)), 1):
+    for number, line in enumerate(io.StringIO(_read_bytes(path).decode("utf-8", "replace")), 1):
         text = line.strip()
         if not text:
             continue

@@ -170,6 +170,7 @@ class Backtest:
         self._rising = [_INF] * n  # ... or its high >= this
         self._always = [False] * n
         self._busy = [False] * n  # holds a position or an order: wakes whenever any symbol wakes
+        self._exposed = [False] * n  # holds a position: wakes either side of each funding time
         self._timed = _INF  # every symbol wakes on its first bar closing at or after this
         self.wake_bars = 0
         self.signals = 0
@@ -182,11 +183,11 @@ class Backtest:
         configure_exchange(self.exchange, self.config.symbols, self.position_mode)
         self.applier.start()
         self.gateway.take_user_events()
-        forced = [self._static_wakes(s) for s in self.series]
+        calendar = [self._static_wakes(s) for s in self.series]
         if len(self.series) == 1:
-            bars = self._run_one(forced[0])
+            bars = self._run_one(*calendar[0])
         else:
-            bars = self._run_many(forced)
+            bars = self._run_many(calendar)
         seconds = time.perf_counter() - started
         disabled = [slot.disabled for slots in self.slots for slot in slots if slot.disabled is not None]
         return BacktestResult(self.journal, self.exchange, self.core, self.series, self.start_balance, bars,
@@ -195,24 +196,33 @@ class Backtest:
                               config_strategies=[(s.name, symbol.symbol) for symbol in self.config.symbols
                                                  for s in symbol.strategies])
 
-    def _static_wakes(self, series: BarSeries) -> bytearray:
-        """1 for the bars that always wake: the first, either side of each funding time, each UTC day's first."""
+    def _static_wakes(self, series: BarSeries) -> tuple[bytearray, bytearray]:
+        """Bars that wake by the calendar: (always: the first bar, each UTC day's first bar, and, when a funding
+        blackout is configured, the bars either side of each funding time; while holding a position: the bars
+        either side of each funding time)."""
         n = len(series)
-        flags = bytearray(n)
+        always, funding = bytearray(n), bytearray(n)
         if n == 0:
-            return flags
-        flags[0] = 1
+            return always, funding
+        always[0] = 1
         start, end = int(series.open_time[0]), int(series.close_time[-1])
         interval = self.exchange.config.funding_interval_hours.get(
             series.symbol, self.exchange.config.default_funding_interval_hours) * HOUR_MS
         funding_times = np.arange((start // interval + 1) * interval, end + interval, interval, dtype=np.int64)
         day_starts = np.arange((start // MS_PER_DAY + 1) * MS_PER_DAY, end + 1, MS_PER_DAY, dtype=np.int64)
-        at_or_after = np.searchsorted(series.open_time, np.concatenate([funding_times, day_starts]), "left")
-        before = np.searchsorted(series.open_time, funding_times, "left") - 1
-        for index in np.concatenate([at_or_after, before]).tolist():
+        for index in np.searchsorted(series.open_time, day_starts, "left").tolist():
+            if index < n:
+                always[index] = 1
+        # The exchange settles funding on the first bar at or after the funding time, at the mark (the close) of
+        # the bar before; the core's funding blackout watches the next funding time change on the same bar.
+        after = np.searchsorted(series.open_time, funding_times, "left")
+        blackout = any(self.risk.limits_for(slot.strategy.name).funding_blackout_minutes
+                       for slots in self.slots for slot in slots)
+        flags = always if blackout else funding
+        for index in np.concatenate([after, after - 1]).tolist():
             if 0 <= index < n:
                 flags[index] = 1
-        return flags
+        return always, funding
 
     # ------------------------------------------------------------------------------------- the bar loops
     def _strategies(self, slots: list[_Slot], candle: BacktestCandle) -> list[Signal] | None:
@@ -239,7 +249,7 @@ class Backtest:
         slot.disabled = DisabledStrategy(strategy.name, strategy.symbol, f"{type(error).__name__}: {error}", time)
         log.error("strategy %s raised and is disabled for %s: %s", strategy.name, strategy.symbol, slot.disabled.reason)
 
-    def _run_one(self, forced: bytearray) -> int:
+    def _run_one(self, forced: bytearray, funding: bytearray) -> int:
         """One symbol: every bar is its own minute."""
         series = self.series[0]
         symbol, slots, warmup = series.symbol, self.slots[0], self.warmup[0]
@@ -247,6 +257,7 @@ class Backtest:
         n = len(series)
         only = slots[0] if len(slots) == 1 else None  # the common case, without the loop over slots
         falling, rising, timed, always = self._falling[0], self._rising[0], self._timed, self._always[0]
+        exposed = self._exposed[0]
         for chunk in range(0, n, PROGRESS_EVERY):
             stop = min(n, chunk + PROGRESS_EVERY)
             ot = series.open_time[chunk:stop].tolist()
@@ -273,14 +284,15 @@ class Backtest:
                 if signals is not None and i < warmup:
                     signals = None  # warm-up: the strategies build their state; what they signal is not traded
                 if (signals is not None or lo[k] <= falling or hi[k] >= rising or forced[i] or ct[k] >= timed
-                        or always or every_bar):
+                        or (exposed and funding[i]) or always or every_bar):
                     self._minute([(0, i)], signals or [])
                     falling, rising, timed, always = self._falling[0], self._rising[0], self._timed, self._always[0]
+                    exposed = self._exposed[0]
             if self.progress is not None:
                 self.progress(stop - chunk)
         return n
 
-    def _run_many(self, forced: list[bytearray]) -> int:
+    def _run_many(self, calendar: list[tuple[bytearray, bytearray]]) -> int:
         """Several symbols, merged by open time (a minute's bars are taken together, in the order of the files)."""
         times = np.concatenate([s.open_time for s in self.series])
         which = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(self.series)])
@@ -311,8 +323,9 @@ class Backtest:
             bars.append((k, i))
             if found is not None:
                 signals.extend(found)
+            forced, funding = calendar[k]
             if (every_bar or found is not None or lo[i] <= self._falling[k] or hi[i] >= self._rising[k]
-                    or forced[k][i] or ct[i] >= self._timed or self._always[k]):
+                    or forced[i] or ct[i] >= self._timed or self._always[k] or (self._exposed[k] and funding[i])):
                 waking.append(len(bars) - 1)
             if self.progress is not None and position % PROGRESS_EVERY == PROGRESS_EVERY - 1:
                 self.progress(PROGRESS_EVERY)
@@ -385,6 +398,7 @@ class Backtest:
             self._falling[k] = -_INF if falling is None else float(falling) * (1 + MARGIN)
             self._rising[k] = _INF if rising is None else float(rising) * (1 - MARGIN)
             self._always[k] = always
+            self._exposed[k] = symbol in positions
             self._busy[k] = falling is not None or rising is not None or always or symbol in positions
         self._loss_limit_levels()
         due = _INF

@@ -37,7 +37,7 @@ from executor.commands import CandleInput, MarkPriceInput, SignalInput
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.risk import MS_PER_DAY, Guard, RiskEngine, strategy_scope
 from runtime.applier import MemoryJournal, SyncApplier
-from runtime.trader import configure_exchange, execution_settings, risk_limits
+from runtime.setup import configure_exchange, execution_settings, risk_limits
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
@@ -146,12 +146,12 @@ class Backtest:
         self.exchange = SimExchange({s: filters[s] for s in self.symbols}, clock=self.clock,
                                     config=sim_config or SimConfig(), initial_balance=start_balance)
         self.gateway = SimGateway(self.exchange)
-        defaults, overrides = risk_limits(config)  # type: ignore[arg-type]  # SymbolsConfig has .symbols/.risk too
+        defaults, overrides = risk_limits(config)
         self.risk = RiskEngine(defaults, overrides)
         self.position_mode = position_mode
         self.core = ExecutionCore(
             risk=self.risk, filters={s: filters[s] for s in self.symbols},
-            settings=execution_settings(config),  # type: ignore[arg-type]
+            settings=execution_settings(config),
             position_mode=position_mode, policy=ExecutionPolicy(reconcile_every_ms=None),
             leverage={symbol.symbol: symbol.leverage for symbol in config.symbols})
         self.journal = MemoryJournal()

@@ -20,14 +20,12 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from config import AppConfig
-from config.symbols import SymbolConfig
 from database.journal import RepositoryJournal, load_seed
 from database.repository import Repository
 from executor.commands import (
@@ -41,11 +39,11 @@ from executor.commands import (
     UserEventInput,
 )
 from executor.core import ExecutionCore, ExecutionPolicy
-from executor.planner import ExecutionSettings
-from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, format_time, strategy_scope
+from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, format_time, strategy_scope
 from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
+from runtime.setup import configure_exchange, execution_settings, risk_limits
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
@@ -55,7 +53,7 @@ from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
-from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, RoundTrip, Signal, TripStatus
+from utils.domain import ZERO, Candle, MarkPrice, RoundTrip, Signal, TripStatus
 from utils.filters import SymbolFilters
 
 log = logging.getLogger("runtime.trader")
@@ -154,42 +152,11 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
-    result = []
-    for symbol in config.symbols:
-        for strategy in symbol.strategies:
-            result.append(ExecutionSettings(
-                strategy=strategy.name, symbol=symbol.symbol, sizing_mode=strategy.sizing.mode,
-                sizing_value=strategy.sizing.value, leverage=symbol.leverage,
-                entry_order_type=OrderType(strategy.entry_order_type.value),
-                limit_offset_bps=strategy.limit_offset_bps, stop_loss_pct=strategy.stop_loss_pct,
-                take_profit_pct=strategy.take_profit_pct,
-            ))
-    return result
-
-
-def configure_exchange(exchange: SimExchange, symbols: Iterable[SymbolConfig], position_mode: PositionMode) -> None:
-    """Set the simulated account's position mode, and each symbol's leverage and margin type, as configured."""
-    hedge = position_mode is PositionMode.HEDGE
-    if exchange.dual_side_position != hedge:
-        exchange.set_position_mode(hedge)
-    for symbol in symbols:
-        exchange.set_leverage(symbol.symbol, symbol.leverage)
-        if exchange.margin_type(symbol.symbol) is not symbol.margin_type:
-            exchange.set_margin_type(symbol.symbol, symbol.margin_type)
-
-
 def execution_policy(config: AppConfig) -> ExecutionPolicy:
     """The order path's timing rules and reconciliation choices, from the settings."""
     settings = config.settings
     return ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000,
                            cancel_foreign_orders=settings.foreign_orders.value == "cancel")
-
-
-def risk_limits(config: AppConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
-    defaults = RiskLimits(**config.risk.defaults.model_dump())
-    overrides = {name: RiskLimits(**config.risk.limits_for(name).model_dump()) for name in config.risk.overrides}
-    return defaults, overrides
 
 
 def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, StateRecord]:
@@ -238,14 +205,14 @@ class SimTrader:
         for symbol in config.symbols:
             for strategy in symbol.strategies:
                 self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
-        defaults, overrides = risk_limits(config)
+        defaults, overrides = risk_limits(config.symbols_config)
         strategy_names = sorted(config.symbols_config.strategy_names())
         scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in strategy_names]
         self._risk_scopes = scopes
         self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, scopes))
         self.position_mode = settings.position_mode
         self.core = ExecutionCore(
-            risk=self.risk, filters=self.filters, settings=execution_settings(config),
+            risk=self.risk, filters=self.filters, settings=execution_settings(config.symbols_config),
             position_mode=self.position_mode, seed=load_seed(self.repository),
             policy=policy or execution_policy(config),
             leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},

@@ -91,6 +91,25 @@ class _Slot:
 
 
 @dataclass
+class MinuteCosts:
+    """Where the time of the exchange and the core goes: minutes with signals (the order path) and without."""
+
+    signal_minutes: int = 0
+    signal_seconds: float = 0.0
+    quiet_minutes: int = 0
+    quiet_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        def per(seconds: float, count: int) -> float:
+            return round(seconds / count * 1e6, 1) if count else 0.0
+
+        return {"signal_minutes": self.signal_minutes, "signal_seconds": round(self.signal_seconds, 6),
+                "us_per_signal_minute": per(self.signal_seconds, self.signal_minutes),
+                "quiet_wake_minutes": self.quiet_minutes, "quiet_seconds": round(self.quiet_seconds, 6),
+                "us_per_quiet_minute": per(self.quiet_seconds, self.quiet_minutes)}
+
+
+@dataclass
 class BacktestResult:
     """What a run did: the core's persist commands (every signal, order, fill, funding payment, round trip), the
     final account, and how long it took."""
@@ -109,6 +128,7 @@ class BacktestResult:
     funding_missing: int = 0  # funding times the funding file had no rate for (the default rate was used)
     every_bar: bool = False
     config_strategies: list[tuple[str, str]] = field(default_factory=list)  # (strategy, symbol), as configured
+    costs: MinuteCosts = field(default_factory=MinuteCosts)
 
 
 class Backtest:
@@ -174,6 +194,7 @@ class Backtest:
         self._timed = _INF  # every symbol wakes on its first bar closing at or after this
         self.wake_bars = 0
         self.signals = 0
+        self.costs = MinuteCosts()
 
     # ================================================================================================ run
     def run(self) -> BacktestResult:
@@ -194,7 +215,7 @@ class Backtest:
                               self.wake_bars, self.signals, seconds, disabled=disabled,
                               funding_missing=self.funding_missing, every_bar=self.every_bar,
                               config_strategies=[(s.name, symbol.symbol) for symbol in self.config.symbols
-                                                 for s in symbol.strategies])
+                                                 for s in symbol.strategies], costs=self.costs)
 
     def _static_wakes(self, series: BarSeries) -> tuple[bytearray, bytearray]:
         """Bars that wake by the calendar: (always: the first bar, each UTC day's first bar, and, when a funding
@@ -345,7 +366,18 @@ class Backtest:
 
     # ------------------------------------------------------------------------------------------ a minute
     def _minute(self, bars: list[tuple[int, int]], signals: list[Signal]) -> None:
-        """One minute through the exchange and the core, in sim mode's order."""
+        """One minute through the exchange and the core, in sim mode's order (timed: see ``MinuteCosts``)."""
+        started = time.perf_counter()
+        self._through(bars, signals)
+        cost = self.costs
+        if signals:
+            cost.signal_minutes += 1
+            cost.signal_seconds += time.perf_counter() - started
+        else:
+            cost.quiet_minutes += 1
+            cost.quiet_seconds += time.perf_counter() - started
+
+    def _through(self, bars: list[tuple[int, int]], signals: list[Signal]) -> None:
         self.wake_bars += len(bars)
         candles = [self.series[k].candle(i) for k, i in bars]
         close = max(candle.close_time for candle in candles)

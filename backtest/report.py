@@ -305,6 +305,7 @@ class Report:
             "fills": sum(1 for c in result.journal.commands if isinstance(c, PersistFill)),
             "closed_trades": len(self.trades),
             "engine_seconds": round(result.seconds, 6), "load_seconds": round(result.load_seconds, 6),
+            "minute_costs": result.costs.as_dict(),
             "bars_per_second": round(result.bars / (result.seconds + result.load_seconds), 1)
             if result.seconds + result.load_seconds > 0 else None,
             "start_balance": _text(result.start_balance), "wallet_balance": _text(account.wallet_balance),

@@ -2,7 +2,8 @@
 
 On one machine the runs go to a ``concurrent.futures.ProcessPoolExecutor`` (one process per CPU unless
 ``--workers``); with ``--ray ADDRESS`` they go to a Ray cluster as Ray tasks (Ray is an optional extra:
-``uv sync --extra ray``). Each run reads its own data files, so the workers need the same paths.
+``uv sync --extra ray``; ``--ray local`` starts a one-machine cluster). Each run reads its own data files, so every
+node needs them at the same paths.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from cli.backtest import RunSpec, run_spec
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def sweep_row(spec: RunSpec) -> dict[str, Any]:
@@ -41,8 +45,13 @@ def run_ray(specs: Sequence[RunSpec], address: str) -> list[dict[str, Any]]:
     except ImportError:
         raise ValueError("--ray needs Ray: install the extra with `uv sync --extra ray`") from None
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
-                 runtime_env={"working_dir": None} if address == "local" else None, log_to_driver=False)
+        if address == "local":  # a one-machine cluster started here: its workers use this very environment
+            os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # (not one rebuilt by `uv run` per worker)
+            ray.init(runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, log_to_driver=False,
+                     include_dashboard=False)
+        else:  # the project's code goes with the tasks; the data files must be at the same paths on every node
+            ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": [
+                ".venv/", "backtests/", "logs/", "status/", ".git/", "*.db"]}, log_to_driver=False)
     remote = ray.remote(sweep_row)
     return list(ray.get([remote.remote(spec) for spec in specs]))
 

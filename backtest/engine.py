@@ -92,7 +92,8 @@ class _Slot:
 
 @dataclass
 class MinuteCosts:
-    """Where the time of the exchange and the core goes: minutes with signals (the order path) and without."""
+    """Where the time of the exchange and the core goes: minutes with signals (the order path) and without, in
+    CPU seconds of this process (on a shared machine, wall time would count other processes' turns too)."""
 
     signal_minutes: int = 0
     signal_seconds: float = 0.0
@@ -367,15 +368,15 @@ class Backtest:
     # ------------------------------------------------------------------------------------------ a minute
     def _minute(self, bars: list[tuple[int, int]], signals: list[Signal]) -> None:
         """One minute through the exchange and the core, in sim mode's order (timed: see ``MinuteCosts``)."""
-        started = time.perf_counter()
+        started = time.process_time()
         self._through(bars, signals)
         cost = self.costs
         if signals:
             cost.signal_minutes += 1
-            cost.signal_seconds += time.perf_counter() - started
+            cost.signal_seconds += time.process_time() - started
         else:
             cost.quiet_minutes += 1
-            cost.quiet_seconds += time.perf_counter() - started
+            cost.quiet_seconds += time.process_time() - started
 
     def _through(self, bars: list[tuple[int, int]], signals: list[Signal]) -> None:
         self.wake_bars += len(bars)

@@ -123,7 +123,7 @@ def main() -> None:
         costs = results[(10, 20)].costs.as_dict()
         print(f"order path (EMA 10/20): {costs['us_per_signal_minute']:.0f} us per minute with a signal "
               f"({costs['signal_minutes']} of them), {costs['us_per_quiet_minute']:.0f} us per quiet wake minute "
-              "(wall)")
+              "(CPU)")
         if not args.no_process:
             seconds = whole_process(args.repeat, Path(tmp) / "out")
             print(f"whole process, uv run main.py backtest (EMA 200/800, 97,920 bars, reports and plots written): "

@@ -40,13 +40,14 @@ def run_local(specs: Sequence[RunSpec], workers: int) -> list[dict[str, Any]]:
 
 
 def run_ray(specs: Sequence[RunSpec], address: str) -> list[dict[str, Any]]:
+    if address == "local":  # a one-machine cluster started here: its workers use this very environment (not one
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # rebuilt by `uv run` for each worker)
     try:
         import ray
     except ImportError:
         raise ValueError("--ray needs Ray: install the extra with `uv sync --extra ray`") from None
     if not ray.is_initialized():
-        if address == "local":  # a one-machine cluster started here: its workers use this very environment
-            os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # (not one rebuilt by `uv run` per worker)
+        if address == "local":
             ray.init(runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, log_to_driver=False,
                      include_dashboard=False)
         else:  # the project's code goes with the tasks; the data files must be at the same paths on every node

@@ -50,7 +50,8 @@ def test_the_sweep_command_writes_its_table(usdm_1m_dir: Path, tmp_path: Path,
 
 @pytest.mark.skipif(os.environ.get("RAY_TESTS") != "1", reason="starts a local Ray cluster (about 40 s on 2 cores): "
                     "RAY_TESTS=1 uv run pytest tests/backtest/test_sweep.py")
-def test_ray_tasks_give_the_same_rows(usdm_1m_dir: Path) -> None:
+def test_ray_tasks_give_the_same_rows(usdm_1m_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # read when ray is imported (run_ray sets it too)
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: uv sync --extra ray")
     grid = specs(usdm_1m_dir)[:2]
     try:

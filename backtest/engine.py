@@ -139,7 +139,7 @@ class Backtest:
                  funding: Mapping[str, FundingRates] | None = None, sim_config: SimConfig | None = None,
                  position_mode: PositionMode = PositionMode.ONEWAY, start_balance: Decimal = Decimal("10000"),
                  every_bar: bool = False, package: str = DEFAULT_PACKAGE,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None, typed_events: bool = True) -> None:
         if not series:
             raise DataError("no data: give at least one kline file")
         by_symbol = {s.symbol: s for s in series}
@@ -166,6 +166,8 @@ class Backtest:
         self.clock = SimulatedClock(0)
         self.exchange = SimExchange({s: filters[s] for s in self.symbols}, clock=self.clock,
                                     config=sim_config or SimConfig(), initial_balance=start_balance)
+        if typed_events:  # the exchange's user-data events as parsed types, not wire dicts parsed again
+            self.exchange.deliver_typed_events()
         self.gateway = SimGateway(self.exchange)
         defaults, overrides = risk_limits(config)
         self.risk = RiskEngine(defaults, overrides)

@@ -12,9 +12,10 @@ end, timestamps shifted, to a year (525,600 bars, written to a temporary CSV fir
     the CPU time is what the run itself cost), with the trade count;
   * the baseline: the same backtest with ``every_bar=True`` (every bar through the exchange and the core, the
     prototype's and the anchors' level) on the 97,920 bars, and the ratio;
-  * the order path: microseconds per minute with a signal (strategy signal -> core -> order -> simulated exchange ->
-    user events -> core: one market order, its fill, the round trip) and per quiet wake minute (candle and mark
-    only), from the 10/20 run;
+  * the order path: CPU microseconds per minute with a signal (strategy signal -> core -> order -> simulated
+    exchange -> user events -> core: one market order, its fill, the round trip) and per quiet wake minute (candle
+    and mark only), from the 10/20 run; and before/after: with the exchange's user-data events as wire dicts parsed
+    again (before) and built as the parsed types directly (after), alternating runs on 20 days;
   * whole process: ``uv run main.py backtest`` on the 97,920 bars from start to exit (start-up, imports, reports),
     wall seconds, best of ``--repeat`` after one warm-up run (for the median of five, use farm-bench: the commands
     are in docs/benchmarks.md).
@@ -63,6 +64,20 @@ def best(repeat: int, path: Path, config: SymbolsConfig, every_bar: bool = False
                                                                                            BacktestResult]:
     runs = [timed(path, config, every_bar) for _ in range(repeat)]
     return min(r[0] for r in runs), min(r[1] for r in runs), runs[0][2]
+
+
+def order_path(repeat: int) -> tuple[float, float]:
+    """CPU microseconds per signal minute of EMA 10/20 on 20 days, events as wire dicts (parsed again) against
+    typed events, the two runs alternating so that a drift of the machine's speed hits both."""
+    series = load_bars(DATA)
+    series = series.window(None, int(series.open_time[0]) + 20 * 86_400_000)
+    config = config_for(10, 20)
+    figures: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(max(3, repeat)):
+        for typed in (False, True):
+            costs = Backtest(config, [series], typed_events=typed).run().costs
+            figures[typed].append(costs.signal_seconds / costs.signal_minutes * 1e6)
+    return min(figures[False]), min(figures[True])
 
 
 def write_year(directory: Path) -> Path:
@@ -124,6 +139,10 @@ def main() -> None:
         print(f"order path (EMA 10/20): {costs['us_per_signal_minute']:.0f} us per minute with a signal "
               f"({costs['signal_minutes']} of them), {costs['us_per_quiet_minute']:.0f} us per quiet wake minute "
               "(CPU)")
+        wire, typed = order_path(args.repeat)
+        print(f"order path before/after: {wire:.0f} us per signal minute with the exchange's events as wire dicts "
+              f"parsed again (before), {typed:.0f} us with typed events (after), ratio {wire / typed:.2f} "
+              "(CPU, best of alternating runs)")
         if not args.no_process:
             seconds = whole_process(args.repeat, Path(tmp) / "out")
             print(f"whole process, uv run main.py backtest (EMA 200/800, 97,920 bars, reports and plots written): "

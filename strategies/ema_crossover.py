@@ -34,8 +34,9 @@ class EmaCrossover(Strategy["EmaCrossover.Params"]):
         fast, slow = self.fast.update(float(candle.close)), self.slow.update(float(candle.close))
         if fast is None or slow is None:
             return None
-        crossed = self.crossover.update(fast - slow)  # long_only: flat and fast > slow, or long and fast < slow
-        if not (fast != slow and (fast > slow) != self.long if self.params.long_only else crossed):
+        crossed = (fast != slow and (fast > slow) != self.long) if self.params.long_only else (  # flat & above,
+            self.crossover.update(fast - slow))  # or long & below; else a cross of the sign of fast - slow
+        if not crossed:
             return None
         self.long, direction = fast > slow, "above" if fast > slow else "below"
         side = SignalSide.LONG if self.long else SignalSide.FLAT if self.params.long_only else SignalSide.SHORT

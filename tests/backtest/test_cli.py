@@ -72,3 +72,29 @@ def test_the_loader_keeps_the_exact_decimals_and_names_bad_rows(usdm_1m_dir: Pat
         load_bars(bad)
     rates = load_funding(shared_dir / "data" / "funding_mark" / "BTCUSDT_funding_rate_2023-01-01_2023-04-26.csv")
     assert rates.rate_at(1672560000000) == Decimal("0.0001")
+
+
+def test_funding_comes_from_the_funding_file(usdm_1m_dir: Path, tmp_path: Path) -> None:
+    from backtest.engine import Backtest
+    from backtest.report import funding_payments
+    from config.symbols import load_symbols
+
+    series = load_bars(usdm_1m_dir / BTC_WEEK)
+    times = range(int(series.open_time[0]) // 28_800_000 * 28_800_000, int(series.close_time[-1]) + 1, 28_800_000)
+    tenfold = tmp_path / "BTCUSDT_funding_rate.csv"
+    tenfold.write_text("funding_time_ms,funding_rate\n" + "".join(f"{t + 7},0.001\n" for t in list(times)[:-3]))
+    config = load_symbols(ANCHOR_CONFIG)
+    symbol = config.symbols[0]
+    strategy = symbol.strategies[0].model_copy(update={"params": {"fast": 30, "slow": 120, "long_only": True}})
+    config = config.model_copy(update={"symbols": [symbol.model_copy(update={"strategies": [strategy]})]})
+    default = Backtest(config, [series]).run()
+    from_file = Backtest(config, [series], funding={"BTCUSDT": load_funding(tenfold)}).run()
+    paid, paid_tenfold = funding_payments(default), funding_payments(from_file)
+    assert len(paid) == len(paid_tenfold) > 3  # the same trades, so the same funding times with a position
+    last_rate_time = list(times)[-4]
+    for normal, higher in zip(paid, paid_tenfold, strict=True):
+        assert normal.time == higher.time
+        funding_time = higher.time // 28_800_000 * 28_800_000  # settled on the bar opening at it
+        expected = normal.amount * 10 if funding_time <= last_rate_time else normal.amount  # past the file: default
+        assert abs(higher.amount - expected) <= Decimal("0.00000010")
+    assert from_file.funding_missing > 0 and default.funding_missing == 0

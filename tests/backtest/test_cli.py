@@ -98,3 +98,19 @@ def test_funding_comes_from_the_funding_file(usdm_1m_dir: Path, tmp_path: Path) 
         expected = normal.amount * 10 if funding_time <= last_rate_time else normal.amount  # past the file: default
         assert abs(higher.amount - expected) <= Decimal("0.00000010")
     assert from_file.funding_missing > 0 and default.funding_missing == 0
+
+
+def test_two_symbols_of_six_column_files_in_a_window(shared_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    folder = shared_dir / "data" / "usdm_1m_2025"
+    code = main(["backtest", "--data", str(folder / "BTCUSDT_usdm_1m_2025-05-04_2025-06-03.csv"),
+                 str(folder / "ETHUSDT_usdm_1m_2025-05-04_2025-06-15.csv"), "--strategy", "donchian_breakout",
+                 "--from", "2025-05-10", "--to", "2025-05-12", "--position-mode", "hedge", "--out", str(tmp_path),
+                 "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["bars"] == 2 * 2 * 1440
+    assert [row["symbol"] for row in report["summary"]] == ["BTCUSDT", "ETHUSDT", "all"]
+    assert {row["strategy"] for row in report["summary"]} == {"donchian_breakout", "all"}
+    assert all(row["trades"] > 0 for row in report["summary"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ def sweep_row(spec: RunSpec) -> dict[str, Any]:
 
 
 def run_local(specs: Sequence[RunSpec], workers: int) -> list[dict[str, Any]]:
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    # spawn: fresh interpreters (forking a process that already runs threads, e.g. rich's, can deadlock)
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(sweep_row, specs))
 
 

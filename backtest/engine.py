@@ -37,7 +37,7 @@ from executor.commands import CandleInput, MarkPriceInput, SignalInput
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.risk import MS_PER_DAY, Guard, RiskEngine, strategy_scope
 from runtime.applier import MemoryJournal, SyncApplier
-from runtime.setup import configure_exchange, execution_settings, risk_limits
+from runtime.setup import configure_exchange, execution_settings_for, risk_limits_for
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
@@ -169,12 +169,12 @@ class Backtest:
         if typed_events:  # the exchange's user-data events as parsed types, not wire dicts parsed again
             self.exchange.deliver_typed_events()
         self.gateway = SimGateway(self.exchange)
-        defaults, overrides = risk_limits(config)
+        defaults, overrides = risk_limits_for(config)
         self.risk = RiskEngine(defaults, overrides)
         self.position_mode = position_mode
         self.core = ExecutionCore(
             risk=self.risk, filters={s: filters[s] for s in self.symbols},
-            settings=execution_settings(config),
+            settings=execution_settings_for(config),
             position_mode=position_mode, policy=ExecutionPolicy(reconcile_every_ms=None),
             leverage={symbol.symbol: symbol.leverage for symbol in config.symbols})
         self.journal = MemoryJournal()

@@ -10,8 +10,7 @@ from config import AppConfig
 from database.access import open_existing
 from database.journal import persist_risk_record
 from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, parse_scope, strategy_scope
-from runtime.setup import risk_limits
-from runtime.trader import load_risk_state
+from runtime.assembly import load_risk_state, risk_limits
 from utils.clock import SystemClock
 from utils.domain import TradingState
 
@@ -61,7 +60,7 @@ def _clear(config: AppConfig, scope: str) -> int:
         return 2
     clock = SystemClock()
     with open_existing(config.settings.db_url, clock) as repository:
-        defaults, overrides = risk_limits(config.symbols_config)
+        defaults, overrides = risk_limits(config)
         engine = RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes))
         before = engine.states().get(scope)
         if before is None or before.state is TradingState.ACTIVE:

@@ -1,4 +1,4 @@
-"""Building the trading core's parts from the configuration: shared by sim mode and the backtest (no database)."""
+"""Building the trading core's parts from the symbols configuration, with no database: shared by every shell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from simulator.engine import SimExchange
 from utils.domain import OrderType, PositionMode
 
 
-def execution_settings(config: SymbolsConfig) -> list[ExecutionSettings]:
+def execution_settings_for(config: SymbolsConfig) -> list[ExecutionSettings]:
     result = []
     for symbol in config.symbols:
         for strategy in symbol.strategies:
@@ -36,7 +36,7 @@ def configure_exchange(exchange: SimExchange, symbols: Iterable[SymbolConfig], p
             exchange.set_margin_type(symbol.symbol, symbol.margin_type)
 
 
-def risk_limits(config: SymbolsConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
+def risk_limits_for(config: SymbolsConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
     defaults = RiskLimits(**config.risk.defaults.model_dump())
     overrides = {name: RiskLimits(**config.risk.limits_for(name).model_dump()) for name in config.risk.overrides}
     return defaults, overrides

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from config import AppConfig
-from database.journal import RepositoryJournal, load_seed
+from database.journal import RepositoryJournal
 from database.repository import Repository
 from executor.commands import (
     CandleInput,
@@ -38,12 +38,13 @@ from executor.commands import (
     SubmitOrder,
     UserEventInput,
 )
-from executor.core import ExecutionCore, ExecutionPolicy
-from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, format_time, strategy_scope
+from executor.core import ExecutionPolicy
+from executor.risk import GLOBAL_SCOPE, format_time
 from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
+from runtime.assembly import build_core, load_risk_state
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
-from runtime.setup import configure_exchange, execution_settings, risk_limits
+from runtime.setup import configure_exchange
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
@@ -152,30 +153,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def execution_policy(config: AppConfig) -> ExecutionPolicy:
-    """The order path's timing rules and reconciliation choices, from the settings."""
-    settings = config.settings
-    return ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000,
-                           cancel_foreign_orders=settings.foreign_orders.value == "cancel")
-
-
-def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, StateRecord]:
-    """Risk states stored by an earlier run (a halt survives a restart)."""
-    restored: dict[str, StateRecord] = {}
-    for scope in scopes:
-        stored = repository.get_risk_state(scope)
-        if stored is not None and isinstance(stored.details, dict):
-            try:
-                restored[scope] = StateRecord.from_dict(stored.details)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("stored risk state unreadable; starting it HALTED", extra={"scope": scope,
-                                                                                     "error": str(exc)})
-                restored[scope] = StateRecord.from_dict({"scope": scope, "state": "HALTED",
-                                                         "reason": f"stored state unreadable: {exc}",
-                                                         "guard": "operator", "since_ms": 0})
-    return restored
-
-
 class SimTrader:
     """One sim-mode run: build, warm up, replay, shut down cleanly, summarise."""
 
@@ -205,18 +182,11 @@ class SimTrader:
         for symbol in config.symbols:
             for strategy in symbol.strategies:
                 self.runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
-        defaults, overrides = risk_limits(config.symbols_config)
-        strategy_names = sorted(config.symbols_config.strategy_names())
-        scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in strategy_names]
-        self._risk_scopes = scopes
-        self.risk = RiskEngine(defaults, overrides, state=load_risk_state(self.repository, scopes))
+        parts = build_core(config, self.repository, self.filters, policy=policy)
+        self._risk_scopes = parts.risk_scopes
+        self.risk = parts.risk
         self.position_mode = settings.position_mode
-        self.core = ExecutionCore(
-            risk=self.risk, filters=self.filters, settings=execution_settings(config.symbols_config),
-            position_mode=self.position_mode, seed=load_seed(self.repository),
-            policy=policy or execution_policy(config),
-            leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},
-        )
+        self.core = parts.core
         self.journal = RepositoryJournal(self.repository)
         self._user_events: list[UserEvent] = []
         self.applier = SyncApplier(

@@ -309,6 +309,8 @@ def parse_mark_price_event(event: Mapping[str, Any]) -> MarkPrice:
 # ------------------------------------------------------------------------------------------------ REST
 def parse_rest_order(data: Mapping[str, Any]) -> Order:
     """An order object from ``GET/POST/DELETE /fapi/v1/order`` or ``/openOrders``."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("order: not an object")
     try:
         executed = _dec(data, "executedQty", ZERO)
         return Order(
@@ -329,6 +331,8 @@ def parse_rest_order(data: Mapping[str, Any]) -> Order:
 
 def parse_rest_trade(data: Mapping[str, Any]) -> Fill:
     """A trade from ``GET /fapi/v1/userTrades``."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("userTrade: not an object")
     try:
         return Fill(
             symbol=_str(data, "symbol"), trade_id=_int(data, "id"), order_id=_int(data, "orderId"),
@@ -345,6 +349,8 @@ def parse_rest_trade(data: Mapping[str, Any]) -> Fill:
 
 def parse_rest_position(data: Mapping[str, Any]) -> Position:
     """A position from ``GET /fapi/v3/positionRisk`` (or v2)."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("position: not an object")
     try:
         return Position(
             symbol=_str(data, "symbol"),
@@ -356,3 +362,37 @@ def parse_rest_position(data: Mapping[str, Any]) -> Position:
         )
     except PayloadError as exc:
         raise PayloadError(f"position: {exc}") from None
+
+
+def parse_rest_kline(row: Any, symbol: str, *, closed: bool = True, interval: str = "1m") -> Candle:
+    """One row of ``GET /fapi/v1/klines`` (an array of 12: open time, o, h, l, c, volume, close time, quote volume,
+    trades, taker buy base, taker buy quote, ignore). Whether it is closed the caller knows (the last row of an
+    open-ended request is the forming candle)."""
+    if not isinstance(row, (list, tuple)) or len(row) < 11:
+        raise PayloadError(f"kline row: expected an array of 12, got {str(row)[:80]!r}")
+    fields = dict(zip(("t", "o", "h", "l", "c", "v", "T", "q", "n", "V", "Q"), row, strict=False))
+    try:
+        return Candle(
+            symbol=symbol, open_time=_int(fields, "t"), close_time=_int(fields, "T"), open=_dec(fields, "o"),
+            high=_dec(fields, "h"), low=_dec(fields, "l"), close=_dec(fields, "c"), volume=_dec(fields, "v"),
+            quote_volume=_dec(fields, "q", ZERO), trades=_int(fields, "n", 0),
+            taker_buy_volume=_dec(fields, "V", ZERO), taker_buy_quote_volume=_dec(fields, "Q", ZERO),
+            interval=interval, closed=closed,
+        )
+    except PayloadError as exc:
+        raise PayloadError(f"kline row: {exc}") from None
+
+
+def parse_premium_index(data: Mapping[str, Any]) -> MarkPrice:
+    """``GET /fapi/v1/premiumIndex`` for one symbol."""
+    if not isinstance(data, Mapping):
+        raise PayloadError("premiumIndex: not an object")
+    try:
+        return MarkPrice(
+            symbol=_str(data, "symbol"), event_time=_int(data, "time", 0), mark_price=_dec(data, "markPrice"),
+            index_price=_dec(data, "indexPrice", ZERO), funding_rate=_dec(data, "lastFundingRate", ZERO),
+            next_funding_time=_int(data, "nextFundingTime", 0),
+            estimated_settle_price=_dec(data, "estimatedSettlePrice", ZERO),
+        )
+    except PayloadError as exc:
+        raise PayloadError(f"premiumIndex: {exc}") from None

@@ -11,14 +11,14 @@ class DecimalParseError(ValueError):
 
 def to_decimal(value: object) -> Decimal:
     """Parse a wire value (str, int or Decimal; never float) into a finite Decimal."""
-    if value.__class__ is str:  # the common case first (Decimal itself ignores surrounding whitespace)
+    if type(value) is str:  # the wire's usual case first (Decimal() itself ignores surrounding whitespace)
         try:
             result = Decimal(value)
         except InvalidOperation:
             raise DecimalParseError(f"not a decimal number: {value!r}") from None
-        if not result.is_finite():
-            raise DecimalParseError(f"not a finite decimal number: {value!r}")
-        return result
+        if result.is_finite():
+            return result
+        raise DecimalParseError(f"not a finite decimal number: {value!r}")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, bool):

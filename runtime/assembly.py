@@ -1,0 +1,76 @@
+"""What every shell builds the same way from the settings and the database: the risk engine and the execution core.
+
+Sim mode, the live shell and ``main.py reconcile`` all trade (or check) with the same core, seeded from the same
+database, under the same limits; building it in one place keeps them from drifting apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from config import AppConfig
+from database.journal import load_seed
+from database.repository import Repository
+from executor.core import ExecutionCore, ExecutionPolicy
+from executor.planner import ExecutionSettings
+from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
+from runtime.setup import execution_settings_for, risk_limits_for
+from utils.filters import SymbolFilters
+
+log = logging.getLogger("runtime.assembly")
+
+
+def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
+    return execution_settings_for(config.symbols_config)
+
+
+def execution_policy(config: AppConfig) -> ExecutionPolicy:
+    """The order path's timing rules and reconciliation choices, from the settings."""
+    settings = config.settings
+    return ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000,
+                           cancel_foreign_orders=settings.foreign_orders.value == "cancel")
+
+
+def risk_limits(config: AppConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
+    return risk_limits_for(config.symbols_config)
+
+
+def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, StateRecord]:
+    """Risk states stored by an earlier run (a halt survives a restart)."""
+    restored: dict[str, StateRecord] = {}
+    for scope in scopes:
+        stored = repository.get_risk_state(scope)
+        if stored is not None and isinstance(stored.details, dict):
+            try:
+                restored[scope] = StateRecord.from_dict(stored.details)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("stored risk state unreadable; starting it HALTED", extra={"scope": scope,
+                                                                                     "error": str(exc)})
+                restored[scope] = StateRecord.from_dict({"scope": scope, "state": "HALTED",
+                                                         "reason": f"stored state unreadable: {exc}",
+                                                         "guard": "operator", "since_ms": 0})
+    return restored
+
+
+@dataclass
+class CoreParts:
+    core: ExecutionCore
+    risk: RiskEngine
+    risk_scopes: list[str]
+
+
+def build_core(config: AppConfig, repository: Repository, filters: dict[str, SymbolFilters], *,
+               policy: ExecutionPolicy | None = None) -> CoreParts:
+    """The execution core for ``config``'s symbols and strategies, its books and risk state seeded from the
+    database (a halt, the day's counters and loss streaks survive restarts)."""
+    defaults, overrides = risk_limits(config)
+    scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in sorted(config.symbols_config.strategy_names())]
+    risk = RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes))
+    core = ExecutionCore(
+        risk=risk, filters=filters, settings=execution_settings(config),
+        position_mode=config.settings.position_mode, seed=load_seed(repository),
+        policy=policy or execution_policy(config),
+        leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},
+    )
+    return CoreParts(core, risk, scopes)

@@ -12,6 +12,7 @@
     uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
     uv run main.py download --symbols BTCUSDT --from 2024-01-01 --to 2024-02-01
                                         fetch 1m klines and funding rates into CSV files (see docs/data.md)
+    uv run main.py backtest --data F    backtest the strategies on recorded klines (see docs/backtesting.md)
 
 Exit codes: 0 done, 1 nothing to show (no database yet), 2 a problem named on stderr (bad setting, argument,
 file, folder or database); ``status`` has its own (above).
@@ -86,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         from simulator.server.cli import run as run_simserver
 
         return run_simserver(arguments)
+    if arguments.command == "backtest":  # reads its own --config; no database, no .env
+        from cli.backtest import command_backtest
+
+        return command_backtest(arguments)
     problem = _env_file_problem(arguments.env_file)
     if problem:
         print(problem, file=sys.stderr)

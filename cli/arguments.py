@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_download_arguments(sub)
     add_simserver_arguments(sub)
+    from cli.backtest import add_arguments as add_backtest_arguments
+
+    add_backtest_arguments(sub)
     return parser
 
 

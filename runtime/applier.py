@@ -20,6 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from executor.commands import (
@@ -171,17 +172,19 @@ async def fetch_snapshot(command: Reconcile, gateway: ExchangeGateway, now: Call
                                  from_id=None if last_trade_id is None else last_trade_id + 1,
                                  start_time=since if last_trade_id is None else None, now=now())
 
-    reads = [gateway.open_orders(), gateway.open_algo_orders(), gateway.positions(), gateway.account()]
-    fill_reads = [symbol_fills(*entry) for entry in command.fills_from]
-    lookup_reads = [_look_up(LookUpOrder(symbol, cid, is_algo), gateway, now)
+    # Factories, not coroutines: a read that fails first leaves no coroutine behind that was never awaited.
+    reads: list[Callable[[], Coroutine[Any, Any, Any]]] = [
+        gateway.open_orders, gateway.open_algo_orders, gateway.positions, gateway.account]
+    fill_reads = [partial(symbol_fills, *entry) for entry in command.fills_from]
+    lookup_reads = [partial(_look_up, LookUpOrder(symbol, cid, is_algo), gateway, now)
                     for symbol, cid, is_algo in command.lookups]
-    everything: list[Coroutine[Any, Any, Any]] = [*reads, *fill_reads, *lookup_reads]
+    everything = [*reads, *fill_reads, *lookup_reads]
     if concurrent:
         limit = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
 
-        async def bounded(read: Coroutine[Any, Any, Any]) -> Any:
+        async def bounded(read: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
             async with limit:
-                return await read
+                return await read()
 
         tasks = [asyncio.ensure_future(bounded(read)) for read in everything]
         try:
@@ -189,9 +192,10 @@ async def fetch_snapshot(command: Reconcile, gateway: ExchangeGateway, now: Call
         except BaseException:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
     else:
-        answers = [await read for read in everything]
+        answers = [await read() for read in everything]
     open_orders, open_algo_orders, positions, account = answers[:4]
     fills = [fill for rows in answers[4:4 + len(fill_reads)] for fill in rows]
     lookups = answers[4 + len(fill_reads):]

@@ -15,26 +15,16 @@ from database.repository import Repository
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.planner import ExecutionSettings
 from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
+from runtime.setup import execution_settings_for, risk_limits_for
 from strategies.registry import load_strategy
 from strategies.runner import StrategyRunner
-from utils.domain import OrderType
 from utils.filters import SymbolFilters
 
 log = logging.getLogger("runtime.assembly")
 
 
 def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
-    result = []
-    for symbol in config.symbols:
-        for strategy in symbol.strategies:
-            result.append(ExecutionSettings(
-                strategy=strategy.name, symbol=symbol.symbol, sizing_mode=strategy.sizing.mode,
-                sizing_value=strategy.sizing.value, leverage=symbol.leverage,
-                entry_order_type=OrderType(strategy.entry_order_type.value),
-                limit_offset_bps=strategy.limit_offset_bps, stop_loss_pct=strategy.stop_loss_pct,
-                take_profit_pct=strategy.take_profit_pct,
-            ))
-    return result
+    return execution_settings_for(config.symbols_config)
 
 
 def execution_policy(config: AppConfig) -> ExecutionPolicy:
@@ -45,9 +35,7 @@ def execution_policy(config: AppConfig) -> ExecutionPolicy:
 
 
 def risk_limits(config: AppConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
-    defaults = RiskLimits(**config.risk.defaults.model_dump())
-    overrides = {name: RiskLimits(**config.risk.limits_for(name).model_dump()) for name in config.risk.overrides}
-    return defaults, overrides
+    return risk_limits_for(config.symbols_config)
 
 
 def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, StateRecord]:

@@ -44,6 +44,7 @@ from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic
 from runtime.applier import SyncApplier
 from runtime.assembly import build_core, load_risk_state, strategy_runner
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
+from runtime.setup import configure_exchange
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
@@ -52,7 +53,7 @@ from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
-from utils.domain import ZERO, Candle, MarkPrice, PositionMode, RoundTrip, Signal, TripStatus
+from utils.domain import ZERO, Candle, MarkPrice, RoundTrip, Signal, TripStatus
 from utils.filters import SymbolFilters
 
 log = logging.getLogger("runtime.trader")
@@ -326,13 +327,7 @@ class SimTrader:
         self._account_saved_wall = time.monotonic()
 
     def _configure_exchange(self) -> None:
-        hedge = self.position_mode is PositionMode.HEDGE
-        if self.exchange.dual_side_position != hedge:
-            self.exchange.set_position_mode(hedge)
-        for symbol in self.config.symbols:
-            self.exchange.set_leverage(symbol.symbol, symbol.leverage)
-            if self.exchange.margin_type(symbol.symbol) is not symbol.margin_type:
-                self.exchange.set_margin_type(symbol.symbol, symbol.margin_type)
+        configure_exchange(self.exchange, self.config.symbols, self.position_mode)
 
     def _reconcile_at_start(self) -> None:
         """Bring the books and the database in line with the (fresh, in-process) simulated exchange.

@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from simulator import codes, conditional, events, rest_shapes
+from simulator import codes, conditional, events, rest_shapes, typed_events
 from simulator.account import LeverageBracket, PositionState, default_brackets, max_notional_for, to_wallet
 from simulator.exchange_info import liquidation_fee_rates, load_exchange_info, load_leverage_brackets
 from simulator.margin import MarginAccount
@@ -63,6 +63,7 @@ from simulator.state import (
     symbol_state,
     write_state_file,
 )
+from utils.binance_parse import parse_user_event
 from utils.clock import Clock
 from utils.domain import (
     ZERO,
@@ -150,7 +151,8 @@ class SimExchange:
             self._symbols[name] = state
         self._margin = MarginAccount(self._symbols, initial_balance, clock.now_ms())
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
-        self._pending: deque[dict[str, Any]] = deque()
+        self._pending: deque[Any] = deque()  # wire dicts, or parsed events after deliver_typed_events()
+        self._typed = False
         self._flushing = False
         self._rng = random.Random(config.seed)
         self._next_order_id = first_order_id
@@ -277,6 +279,12 @@ class SimExchange:
         """Receive every user-data-stream event (treat the dicts as read-only; one dict goes to every listener)."""
         self._listeners.append(callback)
 
+    def deliver_typed_events(self) -> None:
+        """From now on, listeners get the events as the bot's parsed types (``utils.binance_parse.UserEvent``),
+        built directly (``simulator.typed_events``) instead of wire dicts: for an in-process shell, which would
+        only parse the dicts again. Not for the wire server."""
+        self._typed = True
+
     def _flush(self) -> None:
         """Deliver queued events in order, once the change that produced them is complete."""
         if self._flushing:
@@ -286,6 +294,8 @@ class SimExchange:
             pending = self._pending
             while pending:
                 event = pending.popleft()
+                if self._typed and event.__class__ is dict:  # a rare event without a typed builder
+                    event = parse_user_event(event)
                 for listener in self._listeners:
                     listener(event)
         finally:
@@ -760,6 +770,50 @@ class SimExchange:
                     and (end_time is None or o.create_time <= end_time)]
         return [order_copy(o) for o in selected[-limit:]]
 
+    def reach_levels(self, symbol: str) -> tuple[Decimal | None, Decimal | None, bool]:
+        """Where the next candle of ``symbol`` can make this exchange act (for a shell that skips quiet candles).
+
+        Returns ``(falling, rising, always)``: a candle whose low stays above ``falling`` and whose high stays
+        below ``rising`` fills no resting order, triggers no conditional order and liquidates nothing (None: no
+        such level); ``always`` is True when that cannot be said from this symbol's prices alone (a pool already
+        below maintenance, or a cross position whose level moves with other symbols' marks). Funding times are
+        the caller's to watch (``next_funding_time``).
+        """
+        st = self._symbol(symbol)
+        falling: Decimal | None = None
+        rising: Decimal | None = None
+
+        def reach(price: Decimal, falls: bool) -> None:
+            nonlocal falling, rising
+            if falls:
+                falling = price if falling is None or price > falling else falling
+            else:
+                rising = price if rising is None or price < rising else rising
+
+        for working in st.open.by_id.values():
+            reach(working.order.price, working.order.side is Side.BUY)
+        for algo_working in st.algos.values():
+            algo = algo_working.algo
+            if algo.status is AlgoStatus.NEW:
+                reach(algo.trigger_price, conditional.trigger_falls(algo.order_type, algo.side))
+        if not st.exposed:
+            return falling, rising, False
+        if st.margin_type is MarginType.CROSSED:
+            if any(other is not st and other.exposed and other.margin_type is MarginType.CROSSED
+                   for other in self._symbols.values()):
+                return falling, rising, True
+            pools: list[PositionState | None] = [None]
+        else:
+            pools = [p for p in st.positions.values() if p.amount]
+        for pool in pools:
+            level = self._margin.liquidation_level(st, pool)
+            if level is None:
+                continue
+            if level.immediate:
+                return falling, rising, True
+            reach(level.price, level.falling)
+        return falling, rising, False
+
     def mark_price(self, symbol: str) -> Decimal:
         return self._symbol(symbol).mark_price
 
@@ -983,6 +1037,11 @@ class SimExchange:
     def _order_event(self, st: SymbolState, working: WorkingOrder, execution: ExecutionType,
                      last_quantity: Decimal = ZERO, last_price: Decimal = ZERO, commission: Decimal = ZERO,
                      trade_id: int = 0, maker: bool = False, realized: Decimal = ZERO) -> None:
+        if self._typed:
+            self._pending.append(typed_events.order_update(
+                working.order, time=self._clock.now_ms(), execution=execution, last_quantity=last_quantity,
+                last_price=last_price, commission=commission, trade_id=trade_id, maker=maker, realized_pnl=realized))
+            return
         self._pending.append(events.order_trade_update(
             working.order, time=self._clock.now_ms(), execution_type=execution._value_,
             orig_type=working.orig_type._value_, last_quantity=last_quantity, last_price=last_price,
@@ -991,6 +1050,17 @@ class SimExchange:
 
     def _account_event(self, reason: str, balance_change: Decimal,
                        positions: Sequence[tuple[SymbolState, PositionState]]) -> None:
+        if self._typed:
+            now = self._clock.now_ms()
+            self._pending.append(typed_events.account_update(
+                time=now, reason=reason, wallet=self._margin.wallet, cross_wallet=self._margin.cross_wallet(),
+                balance_change=balance_change, positions=[typed_events.position(
+                    symbol=st.name, amount=p.amount, entry_price=p.entry_price, break_even_price=p.break_even_price,
+                    accumulated_realized=p.realized_pnl, unrealized_pnl=p.unrealized_pnl(st.mark_price),
+                    margin_type=st.margin_type,
+                    isolated_wallet=p.isolated_wallet if st.margin_type is MarginType.ISOLATED else ZERO,
+                    position_side=p.position_side, time=now) for st, p in positions]))
+            return
         self._pending.append(events.account_update(
             time=self._clock.now_ms(), reason=reason,
             balances=[events.balance_entry(self._margin.wallet, self._margin.cross_wallet(), balance_change)],
@@ -1062,7 +1132,8 @@ class SimExchange:
     def _algo_event(self, algo: AlgoOrder, now: int) -> None:
         algo.update_time = now
         if self._listeners:
-            self._pending.append(events.algo_update(algo, time=now))
+            self._pending.append(typed_events.algo_update(algo, time=now) if self._typed else
+                                 events.algo_update(algo, time=now))
 
     def _close_algo(self, st: SymbolState, algo: AlgoOrder, status: AlgoStatus, reason: str = "") -> None:
         algo.status = status

@@ -58,7 +58,7 @@ class SimGateway:
     def __init__(self, exchange: SimExchange, clock: Clock | None = None) -> None:
         self.exchange = exchange
         self.clock = clock  # needed only by the APPLIED_LATE fault
-        self._events: deque[dict[str, Any]] = deque()
+        self._events: deque[Any] = deque()  # wire dicts, or parsed events (SimExchange.deliver_typed_events)
         self._faults: deque[_Injected] = deque()
         self.requests = 0
         self.sent_client_order_ids: list[str] = []  # every order request that reached the exchange, in order
@@ -202,6 +202,9 @@ class SimGateway:
         parsed: list[UserEvent] = []
         while self._events:
             raw = self._events.popleft()
+            if raw.__class__ is not dict:  # already parsed (SimExchange.deliver_typed_events)
+                parsed.append(raw)
+                continue
             try:
                 parsed.append(parse_user_event(raw))
             except PayloadError as exc:

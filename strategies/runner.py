@@ -145,7 +145,7 @@ class StrategyRunner:
         try:
             signal = method(data)
             if signal is not None:
-                _check_signal(strategy, signal)
+                check_signal(strategy, signal)
             return signal
         except Exception as error:
             slot.disabled = DisabledStrategy(strategy.name, strategy.symbol, f"{type(error).__name__}: {error}", time)
@@ -158,7 +158,7 @@ class StrategyRunner:
             return None
 
 
-def _check_signal(strategy: Strategy[Any], signal: object) -> None:
+def check_signal(strategy: Strategy[Any], signal: object) -> None:
     """Raise unless ``signal`` is a well-formed signal of this strategy for its symbol."""
     if not isinstance(signal, Signal):
         raise TypeError(f"{strategy.name} returned {type(signal).__name__}, not a Signal or None")

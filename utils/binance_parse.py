@@ -64,6 +64,9 @@ def _int(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
 
 def _enum(enum_type: type, data: Mapping[str, Any], key: str, default: Any = None) -> Any:
     value = data.get(key)
+    member = enum_type._value2member_map_.get(value) if value.__class__ is str else None  # type: ignore[attr-defined]
+    if member is not None:
+        return member  # spelled exactly as a member's value (what Binance sends)
     if value is None:
         if default is not None:
             return default
@@ -141,7 +144,7 @@ UserEvent = OrderUpdate | AccountUpdate | AlgoUpdate | ListenKeyExpired | OtherU
 
 def parse_order_trade_update(event: Mapping[str, Any]) -> OrderUpdate:
     o = event.get("o")
-    if not isinstance(o, Mapping):
+    if o.__class__ is not dict and not isinstance(o, Mapping):
         raise PayloadError("ORDER_TRADE_UPDATE without 'o'")
     execution_type = _enum(ExecutionType, o, "x")
     status = _enum(OrderStatus, o, "X")
@@ -198,7 +201,7 @@ def parse_order_trade_update(event: Mapping[str, Any]) -> OrderUpdate:
 
 def parse_account_update(event: Mapping[str, Any]) -> AccountUpdate:
     a = event.get("a")
-    if not isinstance(a, Mapping):
+    if a.__class__ is not dict and not isinstance(a, Mapping):
         raise PayloadError("ACCOUNT_UPDATE without 'a'")
     time = _int(event, "T", _int(event, "E"))
     balances = tuple(
@@ -250,9 +253,11 @@ def parse_algo_update(event: Mapping[str, Any]) -> AlgoUpdate:
 
 def parse_user_event(event: Any) -> UserEvent:
     """Any user-data-stream event (the combined-stream wrapper ``{"stream", "data"}`` is accepted too)."""
-    if isinstance(event, Mapping) and "data" in event and "stream" in event:
+    if event.__class__ is not dict and isinstance(event, Mapping) and "data" in event and "stream" in event:
         event = event["data"]
-    if not isinstance(event, Mapping):
+    elif event.__class__ is dict and "stream" in event and "data" in event:
+        event = event["data"]
+    if event.__class__ is not dict and not isinstance(event, Mapping):
         raise PayloadError(f"user event is not an object: {type(event).__name__}")
     event_type = event.get("e")
     try:

@@ -79,10 +79,28 @@ def test_bad_params_are_refused_with_the_facts(params: dict, field: str, problem
 
 def test_the_file_stays_a_short_example() -> None:
     source = (REPO_ROOT / "strategies" / "ema_crossover.py").read_text(encoding="utf-8")
-    assert len(source.splitlines()) < 40
+    assert len(source.splitlines()) < 45  # with long_only (issue 12)
 
 
 def test_docs_show_the_file_as_it_is() -> None:
     source = (REPO_ROOT / "strategies" / "ema_crossover.py").read_text(encoding="utf-8")
     docs = (REPO_ROOT / "docs" / "strategies.md").read_text(encoding="utf-8")
     assert f"```python\n{source}```" in docs
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(10, 20), (50, 200)])
+def test_long_only_flips_between_long_and_flat_on_the_independent_emas(btc_candles: list[Candle], fast: int,
+                                                                        slow: int) -> None:
+    strategy = EmaCrossover("BTCUSDT", EmaCrossover.Params(fast=fast, slow=slow, long_only=True))
+    signals = [signal for signal in map(strategy.on_candle, btc_candles) if signal is not None]
+    closes = [float(candle.close) for candle in btc_candles]
+    long, expected = False, []
+    for candle, fast_value, slow_value in zip(btc_candles, ema_series(closes, fast), ema_series(closes, slow),
+                                              strict=False):
+        if fast_value is None or slow_value is None or fast_value == slow_value:
+            continue
+        if (fast_value > slow_value) != long:  # flat and fast above slow, or long and fast below slow
+            long = fast_value > slow_value
+            expected.append((candle.open_time, SignalSide.LONG if long else SignalSide.FLAT))
+    assert len(expected) > 20 and expected[0][1] is SignalSide.LONG  # the first is a LONG, without a cross
+    assert [(signal.candle_open_time, signal.side) for signal in signals] == expected

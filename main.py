@@ -8,7 +8,10 @@
     uv run main.py risk [clear SCOPE]   trading states (ACTIVE / REDUCING / HALTED) and their reasons; clear a halt
     uv run main.py config               print the validated settings (secrets masked)
     uv run main.py migrate              apply database migrations and exit
+    uv run main.py reconcile            compare the database with the exchange (exit 3: unexplained, halted)
     uv run main.py simserver --data F   run the Binance-wire simulator server (see docs/simulator.md)
+    uv run main.py download --symbols BTCUSDT --from 2024-01-01 --to 2024-02-01
+                                        fetch 1m klines and funding rates into CSV files (see docs/data.md)
 
 Exit codes: 0 done, 1 nothing to show (no database yet), 2 a problem named on stderr (bad setting, argument,
 file, folder or database); ``status`` has its own (above).
@@ -28,7 +31,7 @@ from database.errors import DatabaseMissing, DatabaseUnavailable
 from utils.log import LOG_FILE_NAME, setup_logging
 
 #: Commands that write (so they log to LOG_DIR too; so does `risk clear`); the others only read: console only.
-_WRITING_COMMANDS = frozenset({"run", "migrate"})
+_WRITING_COMMANDS = frozenset({"run", "migrate", "reconcile"})
 
 
 def _env_file_problem(env_file: Path | None) -> str | None:
@@ -67,6 +70,9 @@ def _dispatch(config: AppConfig, arguments: argparse.Namespace) -> int:
         from cli.maintenance import command_config
 
         return command_config(config)
+    if command == "reconcile":
+        from cli.reconcile import command_reconcile
+        return command_reconcile(config)
     if command == "migrate":
         from cli.maintenance import command_migrate
 
@@ -84,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    if arguments.command == "download":  # needs the settings only: no symbols.toml, API keys or database
+        from cli.download import command_download
+
+        return command_download(arguments.env_file if arguments.env_file is not None else DEFAULT_ENV_FILE,
+                                arguments)
     try:
         config = _load(arguments.env_file)
     except ConfigError as error:

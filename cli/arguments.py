@@ -198,8 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
         "this too. Useful before pointing a read-only command at a new PostgreSQL database.",
         "migrate", "--env-file production.env migrate",
     )
+    _command(
+        sub, "reconcile", "compare the database with the exchange, repair what the fills explain",
+        "Run the reconciliation the bot runs at start: read open orders, conditional orders, positions, the\n"
+        "account and every fill since the last one stored; store what the database lacks; bring orders to their\n"
+        "real state. Prints what it found and what it changed. A difference nothing explains halts trading\n"
+        "(exit code 3; `risk` shows why). In sim mode it checks the simulated account saved in the database.\n"
+        "The bot must be stopped (it reconciles by itself while it runs).",
+        "reconcile", "--env-file production.env reconcile",
+    )
+    from cli.download import add_arguments as add_download_arguments
     from simulator.server.cli import add_arguments as add_simserver_arguments
 
+    add_download_arguments(sub)
     add_simserver_arguments(sub)
     return parser
 

@@ -10,7 +10,7 @@ from config import AppConfig
 from database.access import open_existing
 from database.journal import persist_risk_record
 from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, parse_scope, strategy_scope
-from runtime.trader import load_risk_state, risk_limits
+from runtime.assembly import load_risk_state, risk_limits
 from utils.clock import SystemClock
 from utils.domain import TradingState
 

@@ -43,10 +43,12 @@ class RepositoryJournal:
     def apply(self, commands: Sequence[PersistCommand]) -> None:
         repository = self.repository
         with repository.transaction():
-            for command in commands:
+            # Fills are rows of their own (nothing else in the batch reads them): one statement for all of them.
+            repository.record_fills([c.fill for c in commands if isinstance(c, PersistFill)])
+            for command in _latest_trips(commands):
                 if isinstance(command, PersistFill):
-                    repository.record_fill(command.fill)
-                elif isinstance(command, PersistOrder):
+                    continue
+                if isinstance(command, PersistOrder):
                     repository.update_order(command.order, is_algo=command.is_algo,
                                             actual_order_id=command.actual_order_id)
                 elif isinstance(command, PersistIntent):
@@ -86,4 +88,28 @@ def load_seed(repository: Repository) -> CoreSeed:
     return CoreSeed(
         known_client_order_ids=frozenset(attribution), attribution=attribution, live_orders=tuple(live),
         fills=fills, open_trips=tuple(repository.round_trips(status=TripStatus.OPEN)),
-        last_trade_ids=last_trade_ids, wallet_balance=wallet.wallet_balance if wallet is not None else ZERO)
+        last_trade_ids=last_trade_ids, wallet_balance=wallet.wallet_balance if wallet is not None else ZERO,
+        order_ids=repository.order_ids())
+
+
+def _latest_trips(commands: Sequence[PersistCommand]) -> list[PersistCommand]:
+    """The batch with each round trip written once, in its final state (a reconciliation that books a thousand
+    fills into one trip writes it once, not a thousand times). A closed trip stays closed, as the repository's
+    upsert has it: a later OPEN report of it in the same batch does not replace it."""
+    latest: dict[str, PersistRoundTrip] = {}
+    for command in commands:
+        if isinstance(command, PersistRoundTrip):
+            kept = latest.get(command.trip.trip_id)
+            if kept is None or kept.trip.status is TripStatus.OPEN or command.trip.status is not TripStatus.OPEN:
+                latest[command.trip.trip_id] = command
+    if not latest:
+        return list(commands)
+    result: list[PersistCommand] = []
+    for command in commands:
+        if isinstance(command, PersistRoundTrip):
+            chosen = latest.pop(command.trip.trip_id, None)
+            if chosen is not None:
+                result.append(chosen)
+        else:
+            result.append(command)
+    return result

@@ -9,7 +9,7 @@ UPDATE`` on PostgreSQL), so two processes sharing a database cannot interleave t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from itertools import islice
@@ -438,6 +438,14 @@ class Repository:
         with self._write() as connection:
             return self._insert_if_absent(connection, FILLS, ["symbol", "trade_id"], values)
 
+    def record_fills(self, fills: Sequence[Fill]) -> None:
+        """Store many trades in one statement (those already stored are left as they are)."""
+        if not fills:
+            return
+        statement = self._insert(FILLS).on_conflict_do_nothing(index_elements=["symbol", "trade_id"])
+        with self._write() as connection:
+            connection.execute(statement, [to_columns(fill) for fill in fills])
+
     def fills_for_order(self, client_order_id: str) -> list[Fill]:
         """The trades of one order, in the order they happened."""
         statement = (
@@ -550,6 +558,18 @@ class Repository:
         statement = select(ORDERS.c.client_order_id, ORDERS.c.strategy, ORDERS.c.purpose)
         with self._read() as connection:
             return {row.client_order_id: (row.strategy, _purpose(row.purpose)) for row in connection.execute(statement)}
+
+    def order_ids(self) -> dict[tuple[str, int], str]:
+        """(symbol, exchange order id) -> client order id: every plain order stored, and every order a triggered
+        conditional order placed (it carries the conditional order's client id)."""
+        plain = select(ORDERS.c.symbol, ORDERS.c.order_id, ORDERS.c.client_order_id).where(
+            ORDERS.c.order_id.is_not(None), ORDERS.c.is_algo.is_(False))
+        triggered = select(ORDERS.c.symbol, ORDERS.c.actual_order_id, ORDERS.c.client_order_id).where(
+            ORDERS.c.actual_order_id.is_not(None))
+        with self._read() as connection:
+            found = {(symbol, order_id): cid for symbol, order_id, cid in connection.execute(plain)}
+            found.update({(symbol, order_id): cid for symbol, order_id, cid in connection.execute(triggered)})
+        return found
 
     def fill_digests(self) -> tuple[dict[tuple[str, int], tuple[int, Side, Decimal, Decimal]], dict[str, int]]:
         """Every stored fill as (symbol, trade id) -> (order id, side, price, quantity), and the highest trade id

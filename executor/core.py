@@ -68,6 +68,7 @@ from executor.commands import (
     Tick,
     UserEventInput,
 )
+from executor.gateway import TRADES_WINDOW_MS
 from executor.ids import retry_client_order_id
 from executor.planner import ExecutionSettings, Holding, plan_signal, protective_orders
 from executor.risk import GLOBAL_SCOPE, Guard, RiskEngine
@@ -234,6 +235,9 @@ class CoreSeed:
     open_trips: tuple[RoundTrip, ...] = ()
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)
     wallet_balance: Decimal = ZERO
+    #: (symbol, exchange order id) -> client order id of every stored order (and of the orders triggered
+    #: conditional orders placed): userTrades rows name only the order id
+    order_ids: Mapping[tuple[str, int], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +302,7 @@ class ExecutionCore:
         self._attribution: dict[str, tuple[str, OrderPurpose]] = {}
         self._fills: dict[tuple[str, int], FillDigest] = {}
         self._last_trade_id: dict[str, int] = {}
+        self._cid_by_order: dict[tuple[str, int], str] = {}  # (symbol, order id) -> client order id
         self._must_succeed: dict[str, MustSucceed] = {}  # original client order id -> retry state
         self._retry_of: dict[str, str] = {}  # a retry's client order id -> the original's
         self._protected: set[PositionKey] = set()  # positions whose protective orders were placed
@@ -324,6 +329,7 @@ class ExecutionCore:
         self._attribution.update(seed.attribution)
         self._fills.update(seed.fills)
         self._last_trade_id.update(seed.last_trade_ids)
+        self._cid_by_order.update(seed.order_ids)
         self.wallet_balance = seed.wallet_balance
         for tracked in seed.live_orders:
             cid = tracked.intent.client_order_id
@@ -1005,6 +1011,8 @@ class ExecutionCore:
 
     # ------------------------------------------------------------------------------------ exchange reports
     def _apply_order(self, order: Order, now: int) -> list[Command]:
+        if order.order_id and order.client_order_id:
+            self._cid_by_order[(order.symbol, order.order_id)] = order.client_order_id
         tracked = self.orders.get(order.client_order_id)
         commands: list[Command] = [PersistOrder(order, None, now)]
         if tracked is None:
@@ -1044,6 +1052,8 @@ class ExecutionCore:
         tracked = self.orders.get(client_algo_id)
         if tracked is None:
             return []
+        if triggered_order_id:  # the order the trigger placed carries the conditional order's client id
+            self._cid_by_order[(tracked.intent.symbol, triggered_order_id)] = client_algo_id
         new_status = _ALGO_TO_ORDER_STATUS[status]
         if tracked.status is None or new_status.rank > tracked.status.rank:
             tracked.status = new_status
@@ -1105,6 +1115,10 @@ class ExecutionCore:
         return self._attribution.get(client_order_id, ("", OrderPurpose.EXTERNAL))[1]
 
     def _apply_fill(self, fill: Fill, now: int) -> list[Command]:
+        if not fill.client_order_id:  # a userTrades row (reconciliation) names only the order id
+            cid = self._cid_by_order.get((fill.symbol, fill.order_id))
+            if cid is not None:
+                fill = replace(fill, client_order_id=cid)
         fill_key = (fill.symbol, fill.trade_id)
         digest = fill_digest(fill)
         known = self._fills.get(fill_key)
@@ -1336,7 +1350,10 @@ class ExecutionCore:
         for tracked in self._live.values():
             symbol = tracked.intent.symbol
             earliest[symbol] = min(earliest.get(symbol, tracked.first_sent), tracked.first_sent)
-        fills_from = tuple((symbol, self._last_trade_id.get(symbol), earliest.get(symbol)) for symbol in symbols)
+        # Fills since the last one stored; a symbol with none stored: since its earliest live order or the last 7
+        # days, whichever is earlier (a trade made by hand on a symbol the bot never traded is found too).
+        fills_from = tuple((symbol, self._last_trade_id.get(symbol),
+                            min(earliest.get(symbol, now), now - TRADES_WINDOW_MS + 1)) for symbol in symbols)
         return [Notice(Level.INFO, "reconciling with the exchange", {"reason": reason}),
                 Reconcile(reason, lookups, fills_from, symbols)]
 

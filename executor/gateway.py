@@ -54,21 +54,26 @@ TradesPage = Callable[..., Awaitable[list[Fill]]]
 
 async def fills_since(page: TradesPage, symbol: str, *, from_id: int | None, start_time: int | None,
                       now: int) -> list[Fill]:
-    """Every fill of ``symbol`` from trade id ``from_id`` (or from ``start_time``) to now, within Binance's rules.
+    """Every fill of ``symbol`` from trade id ``from_id`` (or from ``start_time``) on, within Binance's rules.
 
     ``userTrades`` returns at most 1000 rows, a time window of at most 7 days, never combines ``fromId`` with
-    times, and keeps 3 months of history: so times are walked in 7-day windows until a window is full, then the
-    rest is paged by ``fromId``.
+    times, and keeps 3 months of history: so times are walked in 7-day windows from ``start_time``, then the rest
+    is paged by ``fromId`` from the last trade found. The last window has no end time (Binance then returns up to 7
+    days from its start): ``now`` is the caller's market time, which at start-up is the last closed candle's and
+    lags the exchange's clock by up to a minute, and a fill of that minute must not be missed.
     """
     fills: list[Fill] = []
     if from_id is None and start_time is not None:
         window_start = max(start_time, now - TRADES_HISTORY_MS)
-        while window_start <= now:
-            window_end = min(window_start + TRADES_WINDOW_MS - 1, now)
+        while True:
+            last = window_start + TRADES_WINDOW_MS - 1 >= now
+            window_end = None if last else window_start + TRADES_WINDOW_MS - 1
             rows = await page(symbol, start_time=window_start, end_time=window_end, limit=TRADES_PAGE)
             fills.extend(rows)
-            if len(rows) >= TRADES_PAGE:
-                from_id = rows[-1].trade_id + 1
+            if rows and (last or len(rows) >= TRADES_PAGE):
+                from_id = max(row.trade_id for row in rows) + 1  # the rest (and anything after), by id
+                break
+            if last or window_end is None:
                 break
             window_start = window_end + 1
     while from_id is not None:

@@ -82,7 +82,12 @@ def _orders(local: LocalBooks, snapshot: ExchangeSnapshot, window_ms: int, resul
             continue  # sent after the reconciliation began: its own answer and reports settle it
         if lookup.outcome is Outcome.ACCEPTED:
             result.resolved.append(lookup)
-            result.fixed.append(f"order {cid}: state taken from the exchange")
+            reported = lookup.order.status.value if lookup.order is not None else \
+                lookup.algo.status.value if lookup.algo is not None else None
+            held = live.status.value if live.status is not None else None
+            if reported != held:
+                result.fixed.append(f"order {cid}: {held or live.intent_state.value} here, {reported} on the "
+                                    "exchange (taken from the exchange)")
             continue
         if lookup.outcome is not Outcome.NOT_FOUND:
             result.still_unknown.append(cid)

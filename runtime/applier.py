@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
@@ -36,10 +37,12 @@ from executor.commands import (
     Notice,
     Outcome,
     PersistCommand,
+    PersistIntent,
     PositionsResult,
     ReadPositions,
     Reconcile,
     ReconcileSnapshot,
+    SignalInput,
     SubmitAlgoOrder,
     SubmitOrder,
     SubmitResult,
@@ -48,8 +51,16 @@ from executor.commands import (
 )
 from executor.core import AUTH_ERRORS, ORDER_NOT_FOUND, UNKNOWN_ORDER, ExecutionCore
 from executor.gateway import ExchangeGateway, fills_since
-from utils.binance_parse import UserEvent
+from runtime import chaos
+from utils.binance_parse import OrderUpdate, UserEvent
+from utils.domain import Fill
 from utils.errors import BinanceError, OutcomeUnknownError
+
+#: Retrying a journal write the database refused: first after this many seconds, doubling up to the maximum.
+DATABASE_RETRY_FIRST_SEC = 0.5
+#: Reads a reconciliation snapshot has in flight at once.
+SNAPSHOT_CONCURRENCY = 8
+DATABASE_RETRY_MAX_SEC = 10.0
 
 log = logging.getLogger("runtime.applier")
 
@@ -80,7 +91,7 @@ def _error_fields(exc: BinanceError) -> dict[str, Any]:
 
 
 async def execute(command: ExchangeCommand, gateway: ExchangeGateway, now: Callable[[], int], *,
-                  fresh_account: bool = False) -> Input:
+                  fresh_account: bool = False, concurrent: bool = False) -> Input:
     """Run one exchange command; its outcome (never an exception) as the result input for the core."""
     if isinstance(command, (SubmitOrder, SubmitAlgoOrder)):
         cid = command.intent.client_order_id
@@ -118,7 +129,8 @@ async def execute(command: ExchangeCommand, gateway: ExchangeGateway, now: Calla
             return PositionsResult(command.symbol, now(), ok=False, message=str(exc))
     if isinstance(command, Reconcile):
         try:
-            snapshot = await fetch_snapshot(command, gateway, now, fresh_account=fresh_account)
+            snapshot = await fetch_snapshot(command, gateway, now, fresh_account=fresh_account,
+                                            concurrent=concurrent)
             return ReconcileSnapshot(command.reason, now(), snapshot)
         except BinanceError as exc:
             return ReconcileSnapshot(command.reason, now(), None, error=str(exc), retryable=exc.code not in AUTH_ERRORS)
@@ -143,21 +155,53 @@ async def _look_up(command: LookUpOrder, gateway: ExchangeGateway, now: Callable
 
 
 async def fetch_snapshot(command: Reconcile, gateway: ExchangeGateway, now: Callable[[], int], *,
-                         fresh_account: bool = False) -> ExchangeSnapshot:
-    """Everything reconciliation compares, read from the exchange (errors propagate: no partial snapshot)."""
-    open_orders = await gateway.open_orders()
-    open_algo_orders = await gateway.open_algo_orders()
-    positions = await gateway.positions()
-    account = await gateway.account()
-    fills = []
-    for symbol, last_trade_id, since in command.fills_from:
+                         fresh_account: bool = False, concurrent: bool = False) -> ExchangeSnapshot:
+    """Everything reconciliation compares, read from the exchange (errors propagate: no partial snapshot).
+
+    With ``concurrent`` (the asynchronous applier), the reads go out together, at most
+    :data:`SNAPSHOT_CONCURRENCY` at a time (a restart with 50 live orders looks them up in a few round trips, not
+    50); without, one after the other (the synchronous applier drives coroutines without an event loop). Either
+    way the snapshot keeps the core's order of symbols and lookups.
+    """
+
+    async def symbol_fills(symbol: str, last_trade_id: int | None, since: int | None) -> list[Fill]:
         if last_trade_id is None and since is None:
-            continue
-        fills.extend(await fills_since(gateway.user_trades, symbol,
-                                       from_id=None if last_trade_id is None else last_trade_id + 1,
-                                       start_time=since if last_trade_id is None else None, now=now()))
-    lookups = [await _look_up(LookUpOrder(symbol, cid, is_algo), gateway, now)
-               for symbol, cid, is_algo in command.lookups]
+            return []
+        return await fills_since(gateway.user_trades, symbol,
+                                 from_id=None if last_trade_id is None else last_trade_id + 1,
+                                 start_time=since if last_trade_id is None else None, now=now())
+
+    reads = [gateway.open_orders(), gateway.open_algo_orders(), gateway.positions(), gateway.account()]
+    fill_reads = [symbol_fills(*entry) for entry in command.fills_from]
+    lookup_reads = [_look_up(LookUpOrder(symbol, cid, is_algo), gateway, now)
+                    for symbol, cid, is_algo in command.lookups]
+    everything: list[Coroutine[Any, Any, Any]] = [*reads, *fill_reads, *lookup_reads]
+    if concurrent:
+        limit = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
+
+        async def bounded(read: Coroutine[Any, Any, Any]) -> Any:
+            async with limit:
+                return await read
+
+        tasks = [asyncio.ensure_future(bounded(read)) for read in everything]
+        try:
+            answers = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+    else:
+        answers = []
+        try:
+            for read in everything:
+                answers.append(await read)
+        except BaseException:
+            for unread in everything[len(answers) + 1:]:
+                unread.close()  # a read failed: the rest are never started (and never awaited)
+            raise
+    open_orders, open_algo_orders, positions, account = answers[:4]
+    fills = [fill for rows in answers[4:4 + len(fill_reads)] for fill in rows]
+    lookups = answers[4 + len(fill_reads):]
     return ExchangeSnapshot(
         time=now(), open_orders=tuple(open_orders), open_algo_orders=tuple(open_algo_orders),
         positions=tuple(positions), wallet_balance=account.wallet_balance, fills=tuple(fills),
@@ -310,9 +354,23 @@ class AsyncApplier:
         self._timer_due: int | None = None
         self._pending = 0  # inputs queued or being handled
         self.error: BaseException | None = None
+        #: Why the last journal write failed, while it is being retried (``None``: the database is fine).
+        self.database_error: str | None = None
+        self.database_down_since: float | None = None  # monotonic
+        self.database_outages = 0
+        self.signals_dropped = 0
 
     def submit(self, item: Input) -> None:
-        """Queue an input for the core (from any task of the loop)."""
+        """Queue an input for the core (from any task of the loop).
+
+        While the database is unavailable, new signals are dropped (logged): the bot does not open positions on
+        state it cannot persist. Everything else (answers, user events, candles, timers) waits its turn.
+        """
+        if self.database_error is not None and isinstance(item, SignalInput):
+            self.signals_dropped += 1
+            log.warning("signal dropped: the database is unavailable", extra={
+                "strategy": item.signal.strategy, "symbol": item.signal.symbol, "side": item.signal.side.value})
+            return
         self._pending += 1
         self._idle.clear()
         self.inputs.put_nowait(item)
@@ -352,6 +410,8 @@ class AsyncApplier:
     async def _consume(self) -> None:
         while True:
             item = await self.inputs.get()
+            if chaos.switch is not None:
+                _chaos_before(item)
             try:
                 await self._carry_out(self.core.handle(item))
             except Exception as exc:  # a journal failure: nothing of this batch was sent
@@ -364,10 +424,12 @@ class AsyncApplier:
     async def _carry_out(self, commands: list[Command]) -> None:
         persists, requests, notices = _split(commands)
         if persists:
-            self.journal.apply(persists)
+            await self._persist(persists)
         for notice in notices:
             self.on_notice(notice)
         if requests:
+            if chaos.switch is not None and any(isinstance(c, PersistIntent) for c in persists):
+                chaos.kill_point("intent_persisted")
             # One task per batch, its requests in the core's order (an exit before the orders that follow it);
             # batches run concurrently, and the core keeps taking inputs meanwhile.
             task = asyncio.create_task(self._requests_in_order(requests), name="requests")
@@ -378,9 +440,44 @@ class AsyncApplier:
                 self.on_command(command)
         self._arm_timer()
 
+    async def _persist(self, persists: list[PersistCommand]) -> None:
+        """Write a batch; while the database refuses, try again (0.5 s, doubling to 10 s) and hold everything
+        after it: none of the batch's requests leaves before its intents are stored."""
+        delay = DATABASE_RETRY_FIRST_SEC
+        while True:
+            try:
+                self.journal.apply(persists)
+            except Exception as exc:  # noqa: BLE001 - any failure of the database: wait and try again
+                if self.database_error is None:
+                    self.database_outages += 1
+                    self.database_down_since = time.monotonic()
+                    log.error("database unavailable: the batch is held (nothing of it is sent) and new signals "
+                              "are dropped until it is written", extra={"error": f"{type(exc).__name__}: {exc}"})
+                self.database_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DATABASE_RETRY_MAX_SEC)
+                continue
+            if self.database_error is not None:
+                down = time.monotonic() - (self.database_down_since or time.monotonic())
+                log.warning("database available again; the held batch is written and trading goes on",
+                            extra={"down_sec": round(down, 1), "signals_dropped": self.signals_dropped})
+                self.database_error = None
+                self.database_down_since = None
+            return
+
+    def database_status(self) -> dict[str, Any]:
+        """For the heartbeat: is the database taking the core's writes?"""
+        if self.database_error is None:
+            return {"state": "ok", "outages": self.database_outages, "signals_dropped": self.signals_dropped}
+        return {"state": "unavailable", "error": self.database_error, "outages": self.database_outages,
+                "down_sec": round(time.monotonic() - (self.database_down_since or time.monotonic()), 1),
+                "signals_dropped": self.signals_dropped}
+
     async def _requests_in_order(self, commands: list[ExchangeCommand]) -> None:
         for command in commands:
-            self.submit(await execute(command, self.gateway, self.now))
+            result = await execute(command, self.gateway, self.now, concurrent=True)
+            chaos.kill_point("request_answered")
+            self.submit(result)
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         self._requests.discard(task)
@@ -409,3 +506,10 @@ class AsyncApplier:
         self._timer = None
         self._timer_due = None
         self.submit(Tick(max(due, self.now())))
+
+
+def _chaos_before(item: Input) -> None:
+    if isinstance(item, UserEventInput) and isinstance(item.event, OrderUpdate) and item.event.fill is not None:
+        chaos.kill_point("fill_received")
+    elif isinstance(item, ReconcileSnapshot) and item.snapshot is not None:
+        chaos.kill_point("reconcile_read")

@@ -61,8 +61,7 @@ from live.gateway import BinanceGateway, ExchangeInfo
 from live.market_stream import MarketStream
 from live.user_stream import UserStream
 from runtime.applier import AsyncApplier
-from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat, write_atomically
-from runtime.trader import (
+from runtime.assembly import (
     add_core_sections,
     execution_policy,
     execution_settings,
@@ -70,6 +69,7 @@ from runtime.trader import (
     risk_engine,
     strategy_runner,
 )
+from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat, write_atomically
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.domain import Candle, MarkPrice, Signal

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from config import AppConfig
-from database.journal import RepositoryJournal, load_seed
+from database.journal import RepositoryJournal
 from database.repository import Repository
 from executor.commands import (
     CandleInput,
@@ -38,22 +38,20 @@ from executor.commands import (
     SubmitOrder,
     UserEventInput,
 )
-from executor.core import ExecutionCore, ExecutionPolicy
-from executor.planner import ExecutionSettings
-from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, format_time, strategy_scope
+from executor.core import ExecutionPolicy
+from executor.risk import GLOBAL_SCOPE, format_time
 from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
+from runtime.assembly import add_core_sections, build_core, operator_changes, strategy_runner
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
 from simulator.state import StateError
-from strategies.registry import load_strategy
-from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
-from utils.domain import ZERO, Candle, MarkPrice, OrderType, PositionMode, RoundTrip, Signal, TripStatus
+from utils.domain import ZERO, Candle, MarkPrice, PositionMode, RoundTrip, Signal, TripStatus
 from utils.filters import SymbolFilters
 
 log = logging.getLogger("runtime.trader")
@@ -152,99 +150,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def execution_settings(config: AppConfig) -> list[ExecutionSettings]:
-    result = []
-    for symbol in config.symbols:
-        for strategy in symbol.strategies:
-            result.append(ExecutionSettings(
-                strategy=strategy.name, symbol=symbol.symbol, sizing_mode=strategy.sizing.mode,
-                sizing_value=strategy.sizing.value, leverage=symbol.leverage,
-                entry_order_type=OrderType(strategy.entry_order_type.value),
-                limit_offset_bps=strategy.limit_offset_bps, stop_loss_pct=strategy.stop_loss_pct,
-                take_profit_pct=strategy.take_profit_pct,
-            ))
-    return result
-
-
-def execution_policy(config: AppConfig) -> ExecutionPolicy:
-    """The order path's timing rules and reconciliation choices, from the settings."""
-    settings = config.settings
-    return ExecutionPolicy(unknown_outcome_window_ms=settings.unknown_outcome_window_sec * 1000,
-                           cancel_foreign_orders=settings.foreign_orders.value == "cancel")
-
-
-def risk_limits(config: AppConfig) -> tuple[RiskLimits, dict[str, RiskLimits]]:
-    defaults = RiskLimits(**config.risk.defaults.model_dump())
-    overrides = {name: RiskLimits(**config.risk.limits_for(name).model_dump()) for name in config.risk.overrides}
-    return defaults, overrides
-
-
-def load_risk_state(repository: Repository, scopes: list[str]) -> dict[str, StateRecord]:
-    """Risk states stored by an earlier run (a halt survives a restart)."""
-    restored: dict[str, StateRecord] = {}
-    for scope in scopes:
-        stored = repository.get_risk_state(scope)
-        if stored is not None and isinstance(stored.details, dict):
-            try:
-                restored[scope] = StateRecord.from_dict(stored.details)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("stored risk state unreadable; starting it HALTED", extra={"scope": scope,
-                                                                                     "error": str(exc)})
-                restored[scope] = StateRecord.from_dict({"scope": scope, "state": "HALTED",
-                                                         "reason": f"stored state unreadable: {exc}",
-                                                         "guard": "operator", "since_ms": 0})
-    return restored
-
-
-def strategy_runner(config: AppConfig) -> StrategyRunner:
-    """Every configured strategy on each of its symbols."""
-    runner = StrategyRunner()
-    for symbol in config.symbols:
-        for strategy in symbol.strategies:
-            runner.add(load_strategy(strategy.name, symbol.symbol, strategy.params))
-    return runner
-
-
-def risk_engine(config: AppConfig, repository: Repository) -> tuple[RiskEngine, list[str]]:
-    """The risk engine with the configured limits and the states stored by earlier runs, and its scopes."""
-    defaults, overrides = risk_limits(config)
-    scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in sorted(config.symbols_config.strategy_names())]
-    return RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes)), scopes
-
-
-def operator_changes(repository: Repository, risk: RiskEngine, scopes: list[str]) -> list[StateRecord]:
-    """Stored trading states that differ from the risk engine's: changed by an operator (``main.py risk clear``).
-
-    Only meaningful while the core is idle: its own changes are stored by then.
-    """
-    every = sorted(set(risk.states()) | set(scopes))
-    return [record for scope, record in load_risk_state(repository, every).items() if record != risk.state(scope)]
-
-
-def add_core_sections(hb: Heartbeat, core: ExecutionCore, risk: RiskEngine, runner: StrategyRunner) -> None:
-    """The heartbeat sections every shell shares: trading states, strategies, open orders, positions, account,
-    the executor's counters."""
-
-    def trading() -> dict[str, Any]:
-        states = risk.states()
-        return {scope: {"state": record.state.value, "reason": record.reason}
-                for scope, record in sorted(states.items())} or {GLOBAL_SCOPE: {"state": "ACTIVE", "reason": ""}}
-
-    hb.section("trading", trading)
-    hb.section("strategies", runner.status)
-    hb.section("open_orders", lambda: [
-        {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
-         "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
-         "status": t.status.value if t.status else t.intent_state.value}
-        for cid, t in core.open_orders_by_id().items()])
-    hb.section("positions", lambda: [
-        {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
-         "entry_price": str(core.entry_prices.get((s, side), ZERO))}
-        for (s, side), h in core.holdings.items() if h.amount])
-    hb.section("account", lambda: {"wallet_balance": str(core.wallet_balance), "equity": str(core.equity())})
-    hb.section("executor", core.stats.as_dict)
-
-
 class SimTrader:
     """One sim-mode run: build, warm up, replay, shut down cleanly, summarise."""
 
@@ -271,14 +176,11 @@ class SimTrader:
                                                 account.funding_total)
         self.gateway = SimGateway(self.exchange)
         self.runner = strategy_runner(config)
-        self.risk, self._risk_scopes = risk_engine(config, self.repository)
+        parts = build_core(config, self.repository, self.filters, policy=policy)
+        self._risk_scopes = parts.risk_scopes
+        self.risk = parts.risk
         self.position_mode = settings.position_mode
-        self.core = ExecutionCore(
-            risk=self.risk, filters=self.filters, settings=execution_settings(config),
-            position_mode=self.position_mode, seed=load_seed(self.repository),
-            policy=policy or execution_policy(config),
-            leverage={symbol.symbol: symbol.leverage for symbol in config.symbols},
-        )
+        self.core = parts.core
         self.journal = RepositoryJournal(self.repository)
         self._user_events: list[UserEvent] = []
         self.applier = SyncApplier(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -183,8 +183,13 @@ class SimGateway:
 
     async def user_trades(self, symbol: str, *, from_id: int | None = None, start_time: int | None = None,
                           end_time: int | None = None, limit: int = TRADES_PAGE) -> list[Fill]:
-        return self._call("user_trades", lambda: self.exchange.user_trades(
-            symbol, from_id=from_id, start_time=start_time, end_time=end_time, limit=limit))
+        # Binance's userTrades rows carry the orderId but no clientOrderId: neither do these.
+        def action() -> list[Fill]:
+            rows = self.exchange.user_trades(symbol, from_id=from_id, start_time=start_time, end_time=end_time,
+                                             limit=limit)
+            return [replace(fill, client_order_id="") for fill in rows]
+
+        return self._call("user_trades", action)
 
     # ----------------------------------------------------------------------------------- user data stream
     def inject_raw_event(self, event: dict[str, Any]) -> None:

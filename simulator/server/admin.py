@@ -8,6 +8,7 @@ and carries the token in ``X-Admin-Token``. Bodies are JSON; answers are JSON; e
     DELETE /admin/faults                      every fault off
     POST   /admin/clock   {"advanceMs": N} | {"setMs": T}   move the market clock
     DELETE /admin/bans                        lift every rate-limit back-off and IP ban
+    GET    /admin/orders-received             every new-order request since the server started (order_log.py)
 """
 
 from __future__ import annotations
@@ -192,3 +193,9 @@ def add_routes(app: web.Application, server: SimServer) -> None:
     app.router.add_delete("/admin/faults", guarded(delete_faults))
     app.router.add_post("/admin/clock", guarded(post_clock))
     app.router.add_delete("/admin/bans", guarded(delete_bans))
+
+    async def get_orders_received(request: web.Request) -> web.Response:
+        return _answer([{"time": e.time, "account": e.account, "path": e.path, "symbol": e.symbol,
+                         "clientOrderId": e.client_order_id} for e in server.orders_received.entries])
+
+    app.router.add_get("/admin/orders-received", guarded(get_orders_received))

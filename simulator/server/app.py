@@ -29,6 +29,7 @@ from simulator.server.connections import ConnectionHub, ConnectionRules, StreamC
 from simulator.server.faults import Faults
 from simulator.server.gateway import Gateway, error_response
 from simulator.server.market_streams import MarketStreams
+from simulator.server.order_log import OrderLog
 from simulator.server.ratelimit import IpLimiter, OrderLimiter, RateLimitConfig
 from simulator.server.replay import MINUTE_MS, MarketReplay
 from simulator.server.user_streams import LISTEN_KEY_LIFETIME_MS, UserStreams
@@ -66,6 +67,7 @@ class ServerConfig:
     history_minutes: int = 1                # candles already closed when the server starts
     start_now: bool = False                 # shift the data so the replay starts at the current minute
     state_file: Path | None = None
+    order_log: Path | None = None           # every new-order request, one JSON line each (chaos tests' proof)
     admin_token: str | None = None
     rate_limits: RateLimitConfig = RateLimitConfig()
     connection_rules: ConnectionRules = ConnectionRules()
@@ -136,6 +138,7 @@ class SimServer:
                                             max_streams=config.connection_rules.max_streams,
                                             market_now=self.market_clock.now_ms, wall_now=self.gateway.now_ms)
         self.faults = Faults(self.gateway, self.hub, self.user_streams, self.gateway.now_ms)
+        self.orders_received = OrderLog(config.order_log)
         self.ip_limiter = IpLimiter(config.rate_limits)
         self._gateway = Gateway(self)
         for account in self.accounts.values():
@@ -238,6 +241,7 @@ class SimServer:
             self._ticker = None
         if self.config.state_file is not None:
             self.save_state()
+        self.orders_received.close()
         for connection in self.hub.all():
             connection.drop()
         if self._runner is not None:

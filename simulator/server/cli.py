@@ -14,11 +14,12 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from simulator.server.app import ServerConfig, SimServer
-from simulator.server.auth import Credentials
-from utils.domain import Candle
-from utils.klines_csv import interval_from_filename, load_klines_csv, symbol_from_filename
+if TYPE_CHECKING:  # imported where used: `main.py --help` and the bot's start-up need only add_arguments
+    from simulator.server.app import ServerConfig, SimServer
+    from simulator.server.auth import Credentials
+    from utils.domain import Candle
 
 
 def add_arguments(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +35,9 @@ def add_arguments(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
                         help="its HMAC secret, or ed25519:PUBLIC_KEY.pem for an Ed25519 key (one per --api-key)")
     parser.add_argument("--balance", default="10000", help="starting USDT wallet of every account (default 10000)")
     parser.add_argument("--state", type=Path, help="remember orders, positions, trades and ids in this file")
+    parser.add_argument("--order-log", type=Path, metavar="FILE",
+                        help="append every new-order request received (time, account, symbol, client order id) to "
+                             "FILE as JSON lines")
     parser.add_argument("--admin-token", help="enable the loopback-only admin endpoint with this token")
     parser.add_argument("--history", type=int, default=1,
                         help="minutes of candles already closed when the server starts (default 1)")
@@ -47,6 +51,8 @@ def _mask(secret: str) -> str:
 
 
 def _load_candles(paths: list[Path]) -> dict[str, list[Candle]]:
+    from utils.klines_csv import interval_from_filename, load_klines_csv, symbol_from_filename
+
     candles: dict[str, list[Candle]] = {}
     for path in paths:
         symbol = symbol_from_filename(path)
@@ -62,6 +68,9 @@ def _load_candles(paths: list[Path]) -> dict[str, list[Candle]]:
 
 
 def build_config(args: argparse.Namespace) -> tuple[ServerConfig, list[tuple[Credentials, bool]]]:
+    from simulator.server.app import ServerConfig
+    from simulator.server.auth import Credentials
+
     """The server's configuration from the command line, and each key pair with "was it generated"."""
     if len(args.api_key) != len(args.api_secret):
         raise ValueError("give one --api-secret for every --api-key, in the same order")
@@ -82,7 +91,8 @@ def build_config(args: argparse.Namespace) -> tuple[ServerConfig, list[tuple[Cre
     if missing:
         raise ValueError(f"data file(s) not found: {', '.join(missing)}")
     config = ServerConfig(candles=_load_candles(args.data), speed=args.speed, credentials=[c for c, _ in pairs],
-                          balance=balance, state_file=args.state, admin_token=args.admin_token,
+                          balance=balance, state_file=args.state, order_log=args.order_log,
+                          admin_token=args.admin_token,
                           history_minutes=args.history, start_now=args.start_now)
     return config, pairs
 
@@ -111,6 +121,8 @@ def banner(server: SimServer, pairs: list[tuple[Credentials, bool]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from simulator.server.app import SimServer
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:

@@ -98,6 +98,8 @@ class Gateway:
             values = self._values(endpoint, raw, account, raw_query, raw_body)
             if endpoint.counts_as_order:
                 assert account is not None
+                if request.method == "POST":
+                    server.orders_received.record(wall_now, account.alias, request.path, values)
                 ten, minute = account.orders.admit(wall_now)
                 headers[ORDER_COUNT_10S_HEADER] = str(ten)
                 headers[ORDER_COUNT_1M_HEADER] = str(minute)

@@ -117,3 +117,24 @@ def test_sqlite_transactions_are_real(tmp_path: Path) -> None:
         assert "scratch" not in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_the_start_up_fast_path_knows_the_newest_revision() -> None:
+    """Every start compares the database with HEAD_REVISION (one query, no Alembic): a new migration must move it."""
+    from database.migrate import HEAD_REVISION
+
+    assert HEAD_REVISION == head_revision()
+
+
+def test_a_database_at_the_newest_revision_is_checked_without_loading_alembic(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    db_url = f"sqlite:///{tmp_path / 'fast.db'}"
+    probe = ("import sys; from database.migrate import migrate; migrate(sys.argv[1]); "
+             "print('alembic' in sys.modules)")
+    root = Path(__file__).resolve().parents[2]
+    first = subprocess.run([sys.executable, "-c", probe, db_url], cwd=root, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-c", probe, db_url], cwd=root, capture_output=True, text=True)
+    assert (first.stdout.strip(), second.stdout.strip()) == ("True", "False"), first.stderr + second.stderr
+    assert current_revision(db_url) == head_revision()

@@ -15,7 +15,7 @@ from executor.core import ExecutionCore, ExecutionPolicy
 from executor.planner import ExecutionSettings
 from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
 from runtime.applier import SyncApplier
-from runtime.trader import load_risk_state
+from runtime.assembly import load_risk_state
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway

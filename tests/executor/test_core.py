@@ -461,6 +461,47 @@ def test_restart_recovers_fills_the_stream_missed(db_file) -> None:
         third.close()
 
 
+def test_an_entry_that_filled_while_the_bot_was_down_keeps_its_strategy(db_file) -> None:
+    """Found by the chaos tests: userTrades rows carry no clientOrderId, so the fill reconciliation fetched was
+    booked as nobody's (the position "external", the strategy locked out of its own symbol)."""
+    first = Harness(db_file)
+    first.candle("30000")
+    intent = OrderIntent("alph0000-BTCUSDT-1681948860-enb", "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"),
+                         strategy="alpha", purpose=OrderPurpose.ENTRY)
+    first.repository.save_order_intent(intent, state=IntentState.SENT, time=first.clock.now_ms())
+    first.close()
+    # Sent just before the process died: the exchange filled it; its events died with the process.
+    first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.010"),
+                             client_order_id=intent.client_order_id)
+    second = Harness(db_file, exchange=first.exchange, clock=first.clock)
+    try:
+        assert second.risk.state("global").state.value == "ACTIVE", second.notices
+        (fill,) = second.repository.all_fills()
+        assert fill.client_order_id == intent.client_order_id
+        assert second.core.holdings[BTC].owner == "alpha"
+        (trip,) = second.repository.round_trips()
+        assert (trip.strategy, trip.trip_id, trip.status) == ("alpha", intent.client_order_id, TripStatus.OPEN)
+    finally:
+        second.close()
+
+
+def test_a_trade_by_hand_on_a_symbol_the_bot_never_traded_is_found(db_file) -> None:
+    """No fill stored for the symbol and no live order on it: reconciliation still reads its recent trades."""
+    first = Harness(db_file)
+    first.candle("30000")
+    first.close()
+    first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.004"),
+                             client_order_id="by-hand")
+    second = Harness(db_file, exchange=first.exchange, clock=first.clock)
+    try:
+        assert second.risk.state("global").state.value == "ACTIVE", second.notices
+        (fill,) = second.repository.all_fills()
+        assert (fill.quantity, fill.client_order_id) == (D("0.004"), "")  # userTrades names no client id
+        assert second.core.holdings[BTC].amount == D("0.004") and second.core.holdings[BTC].owner is None
+    finally:
+        second.close()
+
+
 def test_restart_marks_an_intent_that_never_left_only_after_the_window(db_file) -> None:
     first = Harness(db_file)
     first.candle("30000")
@@ -500,14 +541,15 @@ def test_an_unexplained_position_halts(db_file) -> None:
     first.candle("30000")
     first.close()
     first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("0.002"),
-                             client_order_id="web_abc")  # traded by hand while the bot was down ...
+                             client_order_id="web_abc")  # traded by hand, more than 7 days before the start ...
     first.exchange.user_trades("BTCUSDT")
+    first.clock.advance(8 * 86_400_000)
     fresh_db = Harness(db_file.replace("trader.db", "other.db"), exchange=first.exchange, clock=first.clock)
-    try:  # ... and the new database has no fills from before, so nothing explains it
+    try:  # ... and the new database has no fills from before (reconciliation reads 7 days): nothing explains it
         assert fresh_db.risk.state("global").state.value == "ACTIVE"  # seen once: looked at again first ...
         fresh_db.core.last_price["BTCUSDT"] = D("30000")
         fresh_db.signal(SignalSide.LONG)  # ... and meanwhile no new entry goes out
-        assert fresh_db.core.stats.refused_by_risk == 1 and fresh_db.exchange_orders() == {1}
+        assert fresh_db.core.stats.refused_by_risk == 1 and fresh_db.gateway.sent_client_order_ids == []
         fresh_db.advance(6_000)  # the difference is still there 5 s later: halt
         state = fresh_db.risk.state("global")
         assert state.state.value == "HALTED" and "exchange holds 0.002" in state.reason
@@ -545,8 +587,9 @@ def test_listen_key_expiry_reconciles_and_recovers_missed_fills(harness: Harness
     assert harness.core.holdings[BTC].amount == D("0.010")
     harness.deliver(ListenKeyExpired(harness.clock.now_ms()))
     assert BTC not in harness.core.holdings
+    # userTrades rows name only the order id: ours is recognised by it, the web order stays nameless
     assert {f.client_order_id for f in harness.repository.all_fills()} == {
-        harness.repository.all_orders()[0].client_order_id, "web_close"}
+        harness.repository.all_orders()[0].client_order_id, ""}
     assert harness.risk.state("global").state.value == "ACTIVE"
     assert harness.core.stats.reconciliations == 2  # at start, and after the expiry
 

@@ -29,6 +29,8 @@ class Exchange:
         if from_id is not None:
             assert start_time is None and end_time is None, "fromId is never combined with times"
             return [t for t in self.trades if t.trade_id >= from_id][:limit]
+        if end_time is None:  # Binance: up to 7 days from the start
+            end_time = start_time + TRADES_WINDOW_MS - 1
         assert end_time - start_time < TRADES_WINDOW_MS + 1, "a window is at most 7 days"
         return [t for t in self.trades if start_time <= t.time <= end_time][:limit]
 
@@ -51,4 +53,19 @@ def test_history_older_than_three_months_is_not_asked_for() -> None:
     exchange = Exchange([trade(1, NOW - 100 * DAY), trade(2, NOW - DAY)])
     fills = asyncio.run(fills_since(exchange.page, "BTCUSDT", from_id=None, start_time=NOW - 120 * DAY, now=NOW))
     assert [f.trade_id for f in fills] == [2]
-    assert min(start for _, start, _ in exchange.calls) >= NOW - 90 * DAY
+    assert min(start for _, start, _ in exchange.calls if start is not None) >= NOW - 90 * DAY
+
+
+def test_a_fill_after_the_callers_market_time_is_not_missed() -> None:
+    """At start-up the core's time is the last closed candle's: the exchange's clock is up to a minute ahead."""
+    market_now = NOW
+    exchange = Exchange([trade(1, market_now - 5_000), trade(2, market_now + 30_000), trade(3, market_now + 59_000)])
+    fills = asyncio.run(fills_since(exchange.page, "BTCUSDT", from_id=None, start_time=market_now - 60_000,
+                                    now=market_now))
+    assert [f.trade_id for f in fills] == [1, 2, 3]
+
+
+def test_a_start_time_ahead_of_the_callers_clock_still_asks() -> None:
+    exchange = Exchange([trade(7, NOW + 10_000)])
+    fills = asyncio.run(fills_since(exchange.page, "BTCUSDT", from_id=None, start_time=NOW + 5_000, now=NOW))
+    assert [f.trade_id for f in fills] == [7]

@@ -225,3 +225,49 @@ def test_the_sync_driver_refuses_a_coroutine_that_suspends() -> None:
 
     with pytest.raises(RuntimeError, match="suspended"):
         run_sync(suspends())
+
+
+class FlakyDatabase:
+    """A journal whose database refuses writes while ``down`` (what a lost connection or a full disk does)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryJournal()
+        self.down = False
+        self.refused = 0
+
+    def apply(self, commands: Any) -> None:
+        if self.down:
+            self.refused += 1
+            raise OSError("database is unreachable")
+        self.inner.apply(commands)
+
+
+async def test_while_the_database_refuses_writes_nothing_is_sent_and_new_signals_are_dropped(monkeypatch) -> None:
+    monkeypatch.setattr("runtime.applier.DATABASE_RETRY_FIRST_SEC", 0.01)
+    clock = SimulatedClock(START)
+    exchange, core, _ = _parts(clock)
+    gateway = SimGateway(exchange, clock)
+    journal = FlakyDatabase()
+    applier = AsyncApplier(core, gateway, journal, now=clock.now_ms)
+    await applier.start()
+    await applier.idle()
+    candle = next(iter(synthetic_candles("BTCUSDT", start_ms=START, count=1)))
+    clock.set(candle.close_time)
+    exchange.on_candle(candle)
+    applier.submit(CandleInput(candle))
+    await applier.idle()
+    journal.down = True
+    applier.submit(SignalInput(Signal("alpha", "BTCUSDT", SignalSide.LONG, Decimal(1), "t", candle.close_time)))
+    await asyncio.sleep(0.1)
+    assert journal.refused >= 2 and applier.database_status()["state"] == "unavailable"
+    assert gateway.sent_client_order_ids == []  # the entry's intent is not stored: it does not leave
+    applier.submit(SignalInput(Signal("alpha", "ETHUSDT", SignalSide.LONG, Decimal(1), "t", candle.close_time)))
+    assert applier.signals_dropped == 1
+    journal.down = False
+    await applier.idle()
+    status = applier.database_status()
+    assert (status["state"], status["outages"], status["signals_dropped"]) == ("ok", 1, 1)
+    (sent,) = gateway.sent_client_order_ids  # the held batch went out once it was written
+    intents = [c for c in journal.inner.commands if isinstance(c, PersistIntent)]
+    assert [i.intent.client_order_id for i in intents] == [sent] and "BTCUSDT" in sent
+    await applier.stop()

@@ -13,7 +13,8 @@ from config import load_config
 from database.repository import Repository
 from marketdata.replay import ReplaySource, csv_source, synthetic_source
 from marketdata.synthetic import synthetic_candles
-from runtime.trader import SimTrader, load_risk_state
+from runtime.assembly import load_risk_state
+from runtime.trader import SimTrader
 from simulator.engine import SimExchange
 from utils.clock import SimulatedClock
 from utils.domain import TripStatus

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from config import AppConfig
 from database.journal import load_seed
@@ -15,9 +16,11 @@ from database.repository import Repository
 from executor.core import ExecutionCore, ExecutionPolicy
 from executor.planner import ExecutionSettings
 from executor.risk import GLOBAL_SCOPE, RiskEngine, RiskLimits, StateRecord, strategy_scope
+from runtime.heartbeat import Heartbeat
 from runtime.setup import execution_settings_for, risk_limits_for
 from strategies.registry import load_strategy
 from strategies.runner import StrategyRunner
+from utils.domain import ZERO
 from utils.filters import SymbolFilters
 
 log = logging.getLogger("runtime.assembly")
@@ -69,6 +72,39 @@ def risk_engine(config: AppConfig, repository: Repository) -> tuple[RiskEngine, 
     defaults, overrides = risk_limits(config)
     scopes = [GLOBAL_SCOPE] + [strategy_scope(name) for name in sorted(config.symbols_config.strategy_names())]
     return RiskEngine(defaults, overrides, state=load_risk_state(repository, scopes)), scopes
+
+
+def operator_changes(repository: Repository, risk: RiskEngine, scopes: list[str]) -> list[StateRecord]:
+    """Stored trading states that differ from the risk engine's: changed by an operator (``main.py risk clear``).
+
+    Only meaningful while the core is idle: its own changes are stored by then.
+    """
+    every = sorted(set(risk.states()) | set(scopes))
+    return [record for scope, record in load_risk_state(repository, every).items() if record != risk.state(scope)]
+
+
+def add_core_sections(hb: Heartbeat, core: ExecutionCore, risk: RiskEngine, runner: StrategyRunner) -> None:
+    """The heartbeat sections every shell shares: trading states, strategies, open orders, positions, account,
+    the executor's counters."""
+
+    def trading() -> dict[str, Any]:
+        states = risk.states()
+        return {scope: {"state": record.state.value, "reason": record.reason}
+                for scope, record in sorted(states.items())} or {GLOBAL_SCOPE: {"state": "ACTIVE", "reason": ""}}
+
+    hb.section("trading", trading)
+    hb.section("strategies", runner.status)
+    hb.section("open_orders", lambda: [
+        {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
+         "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
+         "status": t.status.value if t.status else t.intent_state.value}
+        for cid, t in core.open_orders_by_id().items()])
+    hb.section("positions", lambda: [
+        {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
+         "entry_price": str(core.entry_prices.get((s, side), ZERO))}
+        for (s, side), h in core.holdings.items() if h.amount])
+    hb.section("account", lambda: {"wallet_balance": str(core.wallet_balance), "equity": str(core.equity())})
+    hb.section("executor", core.stats.as_dict)
 
 
 @dataclass

@@ -61,9 +61,15 @@ from live.gateway import BinanceGateway, ExchangeInfo
 from live.market_stream import MarketStream
 from live.user_stream import UserStream
 from runtime.applier import AsyncApplier
-from runtime.assembly import execution_policy, execution_settings, risk_engine, strategy_runner
+from runtime.assembly import (
+    add_core_sections,
+    execution_policy,
+    execution_settings,
+    operator_changes,
+    risk_engine,
+    strategy_runner,
+)
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat, write_atomically
-from runtime.trader import add_core_sections, operator_changes
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.domain import Candle, MarkPrice, Signal

@@ -38,18 +38,17 @@ from executor.commands import (
     SubmitOrder,
     UserEventInput,
 )
-from executor.core import ExecutionCore, ExecutionPolicy
-from executor.risk import GLOBAL_SCOPE, RiskEngine, StateRecord, format_time
+from executor.core import ExecutionPolicy
+from executor.risk import GLOBAL_SCOPE, format_time
 from marketdata.replay import ReplaySource, csv_source, merge_minutes, synthetic_source
 from runtime.applier import SyncApplier
-from runtime.assembly import build_core, load_risk_state, strategy_runner
+from runtime.assembly import add_core_sections, build_core, operator_changes, strategy_runner
 from runtime.heartbeat import HEARTBEAT_FILE, Heartbeat
 from runtime.setup import configure_exchange
 from simulator.engine import SimConfig, SimExchange
 from simulator.exchange_info import load_symbol_filters
 from simulator.gateway import SimGateway
 from simulator.state import StateError
-from strategies.runner import StrategyRunner
 from utils.binance_parse import AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
 from utils.bus import Event, EventBus, consume
 from utils.clock import SimulatedClock
@@ -150,39 +149,6 @@ class RunSummary:
         if self.stopped_early:
             lines.append("  (stopped before the end of the data)")
         return "\n".join(lines)
-
-
-def operator_changes(repository: Repository, risk: RiskEngine, scopes: list[str]) -> list[StateRecord]:
-    """Stored trading states that differ from the risk engine's: changed by an operator (``main.py risk clear``).
-
-    Only meaningful while the core is idle: its own changes are stored by then.
-    """
-    every = sorted(set(risk.states()) | set(scopes))
-    return [record for scope, record in load_risk_state(repository, every).items() if record != risk.state(scope)]
-
-
-def add_core_sections(hb: Heartbeat, core: ExecutionCore, risk: RiskEngine, runner: StrategyRunner) -> None:
-    """The heartbeat sections every shell shares: trading states, strategies, open orders, positions, account,
-    the executor's counters."""
-
-    def trading() -> dict[str, Any]:
-        states = risk.states()
-        return {scope: {"state": record.state.value, "reason": record.reason}
-                for scope, record in sorted(states.items())} or {GLOBAL_SCOPE: {"state": "ACTIVE", "reason": ""}}
-
-    hb.section("trading", trading)
-    hb.section("strategies", runner.status)
-    hb.section("open_orders", lambda: [
-        {"client_order_id": cid, "symbol": t.intent.symbol, "side": t.intent.side.value,
-         "type": t.intent.order_type.value, "quantity": str(t.intent.quantity),
-         "status": t.status.value if t.status else t.intent_state.value}
-        for cid, t in core.open_orders_by_id().items()])
-    hb.section("positions", lambda: [
-        {"symbol": s, "position_side": side.value, "amount": str(h.amount), "owner": h.owner or "",
-         "entry_price": str(core.entry_prices.get((s, side), ZERO))}
-        for (s, side), h in core.holdings.items() if h.amount])
-    hb.section("account", lambda: {"wallet_balance": str(core.wallet_balance), "equity": str(core.equity())})
-    hb.section("executor", core.stats.as_dict)
 
 
 class SimTrader:

@@ -119,8 +119,8 @@ def command_run(config: AppConfig, arguments: argparse.Namespace) -> int:
     if settings.mode.value != "sim":
         return command_live(config, arguments)
     if settings.market_data.value != "replay":
-        return fail("MARKET_DATA=live in sim mode needs the Binance WebSocket client, which is not built yet. "
-                    "Use MARKET_DATA=replay (the default).")
+        return fail("MARKET_DATA=live in sim mode (live prices, simulated orders) is not supported: use "
+                    "MARKET_DATA=replay (the default), or MODE=testnet for live prices on Binance's demo exchange.")
     problem = writable_folder_problem(settings.status_dir, "STATUS_DIR")
     if problem:
         return fail(problem)

@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -18,11 +19,12 @@ from cli.preflight import data_file_problems, writable_folder_problem
 from config import AppConfig
 from database.access import explain, open_for_writing, shown_url
 from database.errors import DatabaseUnavailable
-from marketdata.replay import ReplaySource, csv_source
 from runtime.heartbeat import utc_text
-from runtime.trader import SimTrader
-from utils.klines_csv import KlinesReport
 from utils.log import report_suppressed
+
+if TYPE_CHECKING:  # sim mode's modules are imported by sim mode only: a live start does not pay for them
+    from marketdata.replay import ReplaySource
+    from utils.klines_csv import KlinesReport
 
 #: Printed once Ctrl-C is handled cleanly (tests and scripts wait for it before they send SIGINT).
 READY_LINE = "Running. Ctrl-C stops after the current minute and prints the summary."
@@ -59,6 +61,8 @@ def _source(config: AppConfig, arguments: argparse.Namespace, speed: float) -> R
     data = list(arguments.data or config.settings.sim_data)
     if not data:
         return None
+    from marketdata.replay import csv_source
+
     return csv_source(data, speed=speed, symbols=[symbol.symbol for symbol in config.symbols])
 
 
@@ -134,6 +138,8 @@ def command_run(config: AppConfig, arguments: argparse.Namespace) -> int:
     speed = settings.sim_speed if arguments.speed is None else arguments.speed
     try:
         source = _source(config, arguments, speed)
+        from runtime.trader import SimTrader
+
         trader = SimTrader(config, source=source, days=arguments.days, speed=speed,
                            fresh_account=arguments.fresh_account)
     except ValueError as error:  # a data file that is not kline CSV, a strategy that fails to start, ...

@@ -89,7 +89,7 @@ def load_seed(repository: Repository) -> CoreSeed:
         known_client_order_ids=frozenset(attribution), attribution=attribution, live_orders=tuple(live),
         fills=fills, open_trips=tuple(repository.round_trips(status=TripStatus.OPEN)),
         last_trade_ids=last_trade_ids, wallet_balance=wallet.wallet_balance if wallet is not None else ZERO,
-        order_ids=repository.order_ids())
+        order_ids=repository.order_ids(), first_order_times=repository.first_order_times())
 
 
 def _latest_trips(commands: Sequence[PersistCommand]) -> list[PersistCommand]:

@@ -571,6 +571,12 @@ class Repository:
             found.update({(symbol, order_id): cid for symbol, order_id, cid in connection.execute(triggered)})
         return found
 
+    def first_order_times(self) -> dict[str, int]:
+        """symbol -> the earliest time an order intent of ours on it was stored."""
+        statement = select(ORDERS.c.symbol, func.min(ORDERS.c.intent_time)).group_by(ORDERS.c.symbol)
+        with self._read() as connection:
+            return {symbol: int(first) for symbol, first in connection.execute(statement) if first is not None}
+
     def fill_digests(self) -> tuple[dict[tuple[str, int], tuple[int, Side, Decimal, Decimal]], dict[str, int]]:
         """Every stored fill as (symbol, trade id) -> (order id, side, price, quantity), and the highest trade id
         stored per symbol."""

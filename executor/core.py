@@ -237,6 +237,8 @@ class CoreSeed:
     #: (symbol, exchange order id) -> client order id of every stored order (and of the orders triggered
     #: conditional orders placed): userTrades rows name only the order id
     order_ids: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    #: symbol -> when the bot first stored an order on it: fills are read back to there for a symbol with none stored
+    first_order_times: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +304,7 @@ class ExecutionCore:
         self._fills: dict[tuple[str, int], FillDigest] = {}
         self._last_trade_id: dict[str, int] = {}
         self._cid_by_order: dict[tuple[str, int], str] = {}  # (symbol, order id) -> client order id
+        self._first_order_time: dict[str, int] = {}  # symbol -> when the bot first placed an order on it
         self._must_succeed: dict[str, MustSucceed] = {}  # original client order id -> retry state
         self._retry_of: dict[str, str] = {}  # a retry's client order id -> the original's
         self._protected: set[PositionKey] = set()  # positions whose protective orders were placed
@@ -329,6 +332,7 @@ class ExecutionCore:
         self._fills.update(seed.fills)
         self._last_trade_id.update(seed.last_trade_ids)
         self._cid_by_order.update(seed.order_ids)
+        self._first_order_time.update(seed.first_order_times)
         self.wallet_balance = seed.wallet_balance
         for tracked in seed.live_orders:
             cid = tracked.intent.client_order_id
@@ -695,6 +699,9 @@ class ExecutionCore:
 
     def _track(self, tracked: TrackedOrder) -> None:
         cid = tracked.intent.client_order_id
+        symbol = tracked.intent.symbol
+        if tracked.first_sent and tracked.first_sent < self._first_order_time.get(symbol, tracked.first_sent + 1):
+            self._first_order_time[symbol] = tracked.first_sent
         self.orders[cid] = tracked
         self._live[cid] = tracked
         self._known_ids.add(cid)
@@ -1349,7 +1356,11 @@ class ExecutionCore:
         for tracked in self._live.values():
             symbol = tracked.intent.symbol
             earliest[symbol] = min(earliest.get(symbol, tracked.first_sent), tracked.first_sent)
-        fills_from = tuple((symbol, self._last_trade_id.get(symbol), earliest.get(symbol)) for symbol in symbols)
+        # Fills since the last one stored; for a symbol with none stored, since the bot's first order on it (an
+        # order that filled while its fill was never written, a kill between the two, is found that way).
+        fills_from = tuple((symbol, self._last_trade_id.get(symbol),
+                            _earliest(earliest.get(symbol), self._first_order_time.get(symbol)))
+                           for symbol in symbols)
         return [Notice(Level.INFO, "reconciling with the exchange", {"reason": reason}),
                 Reconcile(reason, lookups, fills_from, symbols)]
 
@@ -1520,6 +1531,11 @@ class ExecutionCore:
             if entry:
                 commands.extend(self._protect(key, trip, entry, now))
         return commands
+
+
+def _earliest(*times: int | None) -> int | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def _strategy_tag(strategy: str) -> str:

@@ -68,6 +68,7 @@ FAULTS: tuple[dict[str, Any], ...] = (
     {"fault": "time_out", "count": 1, "executed": True, "method": "POST", "path": "/fapi/v1/order", "holdMs": 3000},
     {"fault": "service_unavailable", "count": 2, "method": "POST"},
     {"fault": "restart_server"},  # not a switch: the harness stops the server and starts it again
+    {"fault": "lock_database", "seconds": 12},  # the harness holds the bot's SQLite file locked (writes refused)
 )
 
 CONFIG = """
@@ -249,6 +250,8 @@ class ChaosRun:
             if fault["fault"] == "restart_server":
                 self.stop_server()
                 self.start_server()
+            elif fault["fault"] == "lock_database":
+                self._lock_database(float(fault["seconds"]))
             else:
                 with contextlib.suppress(OSError):  # the server was restarting: the fault is simply missed
                     self.admin("POST", "/admin/faults", fault)
@@ -278,10 +281,21 @@ class ChaosRun:
             bot.wait()
             return None
 
+    def _lock_database(self, seconds: float) -> None:
+        """The database briefly unavailable: another process holds the write lock for ``seconds`` (longer than
+        SQLite's busy timeout, so the bot's writes fail and are retried, its batches held)."""
+        db = sqlite3.connect(self.folder / "bot.db", timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            time.sleep(seconds)
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+
     def cycle(self) -> Cycle:
         """One start and one SIGKILL: from inside at a named moment, or from outside (during start-up or while
         trading, after a random delay); in some cycles a fault (a dropped stream, an expired listenKey, a 503 or
-        timeout on an order, the server restarted) is switched on while the bot trades."""
+        timeout on an order, the server restarted, the database locked) is switched on while the bot trades."""
         started = time.monotonic()
         fault = self.rng.choice(FAULTS) if self.rng.random() < 0.4 else None
         inside = self.rng.random() < 0.5

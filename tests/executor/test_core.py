@@ -485,6 +485,29 @@ def test_an_entry_that_filled_while_the_bot_was_down_keeps_its_strategy(db_file)
         second.close()
 
 
+def test_a_fill_never_written_of_an_order_known_filled_is_read_back(db_file) -> None:
+    """Found by the chaos tests: killed after the order's answer (FILLED) was stored and before its fill arrived,
+    on a symbol with no fill stored yet: reconciliation must read that symbol's trades from the bot's first order."""
+    first = Harness(db_file)
+    first.candle("30000")
+    intent = OrderIntent("alph0001-BTCUSDT-1681948860-enb", "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"),
+                         strategy="alpha", purpose=OrderPurpose.ENTRY)
+    first.repository.save_order_intent(intent, state=IntentState.SENT, time=first.clock.now_ms())
+    order = first.exchange.new_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET,
+                                     quantity=D("0.010"), client_order_id=intent.client_order_id)
+    first.repository.mark_intent(intent.client_order_id, IntentState.ACKNOWLEDGED)
+    first.repository.update_order(order)  # the answer was stored: FILLED; its fill event died with the process
+    first.close()
+    second = Harness(db_file, exchange=first.exchange, clock=first.clock)
+    try:
+        assert second.risk.state("global").state.value == "ACTIVE", second.notices
+        (fill,) = second.repository.all_fills()
+        assert (fill.client_order_id, fill.quantity) == (intent.client_order_id, D("0.010"))
+        assert second.core.holdings[BTC].amount == D("0.010") and second.core.holdings[BTC].owner == "alpha"
+    finally:
+        second.close()
+
+
 def test_restart_marks_an_intent_that_never_left_only_after_the_window(db_file) -> None:
     first = Harness(db_file)
     first.candle("30000")

@@ -24,8 +24,8 @@ def test_thirty_kills_lose_and_double_nothing(chaos: ChaosRun) -> None:
         chaos.cycle()
     killed_inside = [c for c in chaos.cycles if c.how.startswith("inside") and c.exit_code == -9]
     assert len(killed_inside) >= 8, [c.how for c in chaos.cycles]  # the named moments were really hit
-    assert {c.fault.split(",")[0] for c in chaos.cycles if c.fault} >= {"fault=restart_server",
-                                                                        "fault=expire_listen_key"}
+    assert {c.fault.split(",")[0] for c in chaos.cycles if c.fault} >= {
+        "fault=restart_server", "fault=expire_listen_key", "fault=lock_database"}
     final = chaos.settle()
     result = chaos.compare()
     report = "\n".join([*(f"{c.how}: exit {c.exit_code}" for c in chaos.cycles), *result.problems, final[-3000:]])

@@ -675,17 +675,8 @@ class Repository:
     def signals(
         self, strategy: str | None = None, symbol: str | None = None, since_time: int | None = None
     ) -> list[Signal]:
-        """Stored signals, optionally filtered, oldest first."""
-        statement = select(SIGNALS)
-        if strategy is not None:
-            statement = statement.where(SIGNALS.c.strategy == strategy)
-        if symbol is not None:
-            statement = statement.where(SIGNALS.c.symbol == symbol)
-        if since_time is not None:
-            statement = statement.where(SIGNALS.c.time >= since_time)
-        statement = statement.order_by(SIGNALS.c.time, SIGNALS.c.id)
-        with self._read() as connection:
-            return [_signal(row) for row in connection.execute(statement)]
+        """Stored signals, optionally filtered, oldest first (:meth:`signal_records` without the outcomes)."""
+        return [record.signal for record in self.signal_records(strategy, symbol, since_time)]
 
     # --- candles ------------------------------------------------------------------------------------------------
 

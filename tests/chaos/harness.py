@@ -47,9 +47,10 @@ from marketdata.synthetic import synthetic_candles
 from runtime.chaos import ENV as CHAOS_ENV
 from runtime.live import LIVE_READY_LINE
 from simulator.server.order_log import read_order_log
-from tests.main_process import BYTECODE_CACHE
+from tests.main_process import BYTECODE_CACHE, user_environment
 from tests.sim_server import BinanceTestClient
 from utils.klines_csv import write_klines_csv
+from utils.secrets import format_apikey_text
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "chaosKey00000000000000000000000000000000000000000000000000000001"
@@ -170,7 +171,7 @@ class ChaosRun:
             self.data.append(path)
         (folder / "symbols.toml").write_text(CONFIG, encoding="utf-8")
         apikey = folder / ".apikey"
-        apikey.write_text(f"BINANCE_API_KEY={API_KEY}\nBINANCE_API_SECRET={API_SECRET}\n", encoding="utf-8")
+        apikey.write_text(format_apikey_text(API_KEY, API_SECRET), encoding="utf-8")
         apikey.chmod(0o600)
         (folder / "empty.env").touch()
 
@@ -212,18 +213,13 @@ class ChaosRun:
         self.server = None
 
     def bot_environment(self, kill_at: str | None = None) -> dict[str, str]:
-        from config.settings import setting_names
-
-        names = set(setting_names())
-        env = {key: value for key, value in os.environ.items()
-               if key.upper() not in names and key not in (CHAOS_ENV, "PYTHONDONTWRITEBYTECODE")}
+        env = user_environment(self.folder)  # no settings of the developer's, compiled modules cached
+        env.pop(CHAOS_ENV, None)
         env.update({
             "MODE": "testnet", "REST_BASE_URL": self.rest_url, "WS_MARKET_URL": f"ws://127.0.0.1:{self.port}/market",
             "WS_PRIVATE_URL": f"ws://127.0.0.1:{self.port}/private", "APIKEY_FILE": str(self.folder / ".apikey"),
             "SYMBOLS_FILE": str(self.folder / "symbols.toml"), "DB_URL": f"sqlite:///{self.folder / 'bot.db'}",
-            "STATUS_DIR": str(self.folder / "status"), "LOG_DIR": str(self.folder / "logs"),
-            "HEARTBEAT_INTERVAL_SEC": "1", "PYTHONUNBUFFERED": "1", "UNKNOWN_OUTCOME_WINDOW_SEC": "30",
-            "PYTHONPYCACHEPREFIX": str(BYTECODE_CACHE),  # compiled once, not at every one of the starts
+            "HEARTBEAT_INTERVAL_SEC": "1", "UNKNOWN_OUTCOME_WINDOW_SEC": "30",
         })
         if kill_at is not None:
             env[CHAOS_ENV] = kill_at

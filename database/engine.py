@@ -10,12 +10,14 @@ write lock when it begins, which makes read-then-write sequences safe against an
 from __future__ import annotations
 
 import json
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_SEC = 10
@@ -52,8 +54,13 @@ def _json_serializer(value: object) -> str:
     return json.dumps(value, default=json_default, separators=(",", ":"), sort_keys=True)
 
 
-def make_engine(db_url: str | URL, **engine_options: Any) -> Engine:
-    """Create an engine for ``db_url``; for SQLite, create the file's folder and turn WAL mode on."""
+def make_engine(db_url: str | URL, *, wal_autocheckpoint: bool = True, **engine_options: Any) -> Engine:
+    """Create an engine for ``db_url``; for SQLite, create the file's folder and turn WAL mode on.
+
+    ``wal_autocheckpoint=False`` (SQLite): a commit never copies the WAL into the database file itself (SQLite's
+    default makes the commit that crosses 1,000 WAL pages do it, with an fsync: milliseconds in that commit's
+    path); the caller checkpoints off its hot path instead (``database/checkpoint.py``).
+    """
     url = normalize_url(db_url)
     options: dict[str, Any] = {"json_serializer": _json_serializer}
     if url.get_backend_name() == "sqlite":
@@ -62,7 +69,7 @@ def make_engine(db_url: str | URL, **engine_options: Any) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         options.update(engine_options)
         engine = create_engine(url, **options)
-        _configure_sqlite(engine, in_memory=path is None)
+        _configure_sqlite(engine, in_memory=path is None, autocheckpoint=wal_autocheckpoint)
         return engine
     if url.get_backend_name() == "postgresql":
         options["pool_pre_ping"] = True
@@ -72,7 +79,7 @@ def make_engine(db_url: str | URL, **engine_options: Any) -> Engine:
     return create_engine(url, **options)
 
 
-def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
+def _configure_sqlite(engine: Engine, in_memory: bool, autocheckpoint: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _connection_record: Any) -> None:
         # Take transaction control away from pysqlite; SQLAlchemy's "begin" below emits BEGIN itself.
@@ -87,6 +94,8 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
                     raise RuntimeError(f"SQLite refused WAL mode for {engine.url}: journal_mode is {mode!r}")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 
@@ -95,4 +104,10 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
         mode = str(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")).upper()
         if mode not in _SQLITE_BEGIN_MODES:
             raise ValueError(f"{SQLITE_BEGIN_OPTION}={mode!r}; expected one of {_SQLITE_BEGIN_MODES}")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # On the DBAPI connection itself: SQLAlchemy's execution machinery would add more than the BEGIN costs.
+        # A driver error is raised as SQLAlchemy would raise it (callers tell a locked database by it).
+        statement = f"BEGIN {mode}"
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=engine.dialect) from error

@@ -60,12 +60,17 @@ def row_to[T](cls: type[T], row: Any, overrides: Mapping[str, Converter] | None 
     return cls(**values)
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def to_columns(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The column values of a dataclass instance (enums as their values), optionally without some fields."""
     values = {}
-    for f in fields(obj):
-        if f.name in exclude:
+    for name in _field_names(type(obj)):  # type: ignore[arg-type]  # classes are hashable
+        if name in exclude:
             continue
-        value = getattr(obj, f.name)
-        values[f.name] = value.value if isinstance(value, Enum) else value
+        value = getattr(obj, name)
+        values[name] = value.value if isinstance(value, Enum) else value
     return values

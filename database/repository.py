@@ -9,19 +9,22 @@ UPDATE`` on PostgreSQL), so two processes sharing a database cannot interleave t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, String, Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Dialect, Engine, Row, String, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, StatementError
 
-from database.engine import SQLITE_BEGIN_OPTION, json_default, make_engine
+from database.checkpoint import WalCheckpointer
+from database.engine import SQLITE_BEGIN_OPTION, json_default, make_engine, sqlite_file
 from database.mapping import row_to, to_columns
 from database.models import (
     AccountSnapshotRecord,
@@ -135,7 +138,8 @@ def _plain_json(details: Any) -> Any:
 class Repository:
     """The bot's only door to its database."""
 
-    def __init__(self, engine: Engine, clock: Clock | None = None, *, owns_engine: bool = False) -> None:
+    def __init__(self, engine: Engine, clock: Clock | None = None, *, owns_engine: bool = False,
+                 hold_connection: bool = False) -> None:
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database backend {engine.dialect.name!r} ({engine.url!r})")
         self.engine = engine
@@ -143,23 +147,47 @@ class Repository:
         self._owns_engine = owns_engine
         self._postgres = engine.dialect.name == "postgresql"
         self._transaction: Connection | None = None
-        self._inserts_if_absent: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._inserts_if_absent: dict[tuple[str, tuple[str, ...], tuple[str, ...]], _CompiledInsert] = {}
+        self._hold = hold_connection
+        self._local = threading.local()  # the held connection is per thread: .connection and .begin
+        self._held_lock = threading.Lock()
+        self._held_all: set[Connection] = set()  # every thread's, for close()
+        self.checkpointer: WalCheckpointer | None = None
 
     @classmethod
-    def open(cls, db_url: str | URL, clock: Clock | None = None, *, apply_migrations: bool = True) -> Repository:
-        """Connect to ``db_url`` (migrating it to the newest schema first, unless told not to)."""
-        engine = make_engine(db_url)
+    def open(cls, db_url: str | URL, clock: Clock | None = None, *, apply_migrations: bool = True,
+             hold_connection: bool = False, background_checkpoint: bool = False) -> Repository:
+        """Connect to ``db_url`` (migrating it to the newest schema first, unless told not to).
+
+        ``hold_connection``: every call uses its thread's connection, kept open (for a process's writer, the live
+        shell): no pool checkout and reset per call, and SQLite's page cache stays warm, since SQLite drops a
+        connection's cache whenever another connection has written (docs/benchmarks.md, live decision
+        latency). The connection is dropped after any error and opened again by the next call.
+
+        ``background_checkpoint`` (a SQLite file): commits never checkpoint the WAL themselves; a thread does it
+        every second (``database/checkpoint.py``), so no commit carries a checkpoint's fsync.
+        """
+        engine = make_engine(db_url, wal_autocheckpoint=not background_checkpoint)
         try:
             if apply_migrations:
                 from database.migrate import migrate  # imported here: migrate's env.py imports the models
 
                 migrate(engine)
-            return cls(engine, clock, owns_engine=True)
+            repository = cls(engine, clock, owns_engine=True, hold_connection=hold_connection)
         except BaseException:
             engine.dispose()
             raise
+        path = sqlite_file(engine.url) if engine.dialect.name == "sqlite" else None
+        if background_checkpoint and path is not None:
+            repository.checkpointer = WalCheckpointer(path)
+            repository.checkpointer.start()
+        return repository
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
+        self.release_connection()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -176,6 +204,10 @@ class Repository:
         if self._transaction is not None:
             yield self._transaction
             return
+        if self._hold:
+            with self._held_transaction("DEFERRED") as connection:
+                yield connection
+            return
         with self.engine.connect() as connection:
             yield connection
 
@@ -185,10 +217,8 @@ class Repository:
         if self._transaction is not None:
             yield self._transaction  # part of the caller's transaction()
             return
-        with self.engine.connect() as connection:
-            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            with connection.begin():
-                yield connection
+        with self._connection_for_write() as connection:
+            yield connection
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -198,28 +228,81 @@ class Repository:
         """
         if self._transaction is not None:
             raise RuntimeError("Repository.transaction() blocks do not nest")
+        with self._connection_for_write() as connection:
+            self._transaction = connection
+            try:
+                yield
+            finally:
+                self._transaction = None
+
+    @contextmanager
+    def _connection_for_write(self) -> Iterator[Connection]:
+        if self._hold:
+            with self._held_transaction("IMMEDIATE") as connection:
+                yield connection
+            return
         with self.engine.connect() as connection:
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
-                self._transaction = connection
-                try:
-                    yield
-                finally:
-                    self._transaction = None
+                yield connection
+
+    @contextmanager
+    def _held_transaction(self, begin: str) -> Iterator[Connection]:
+        """A transaction on this thread's held connection (opened if there is none); an error drops it."""
+        local = self._local
+        connection: Connection | None = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = self.engine.connect()
+            local.begin = None
+            with self._held_lock:
+                self._held_all.add(connection)
+        try:
+            if local.begin != begin:  # an execution option costs a dict merge: set it only when it changes
+                connection.execution_options(**{SQLITE_BEGIN_OPTION: begin})
+                local.begin = begin
+            with connection.begin():
+                yield connection
+        except BaseException:
+            self._release(connection)
+            local.connection = None
+            raise
+
+    def release_connection(self) -> None:
+        """Close every held connection; the next call opens a new one (with the engine's settings then)."""
+        with self._held_lock:
+            connections, self._held_all = self._held_all, set()
+        for connection in connections:
+            self._release(connection)
+        self._local = threading.local()
+
+    def _release(self, connection: Connection) -> None:
+        with self._held_lock:
+            self._held_all.discard(connection)
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - a broken connection may not close cleanly; it is discarded anyway
+            with suppress(Exception):
+                connection.invalidate()
 
     def _insert(self, table: Table) -> PostgresInsert | SqliteInsert:
         return postgresql.insert(table) if self._postgres else sqlite.insert(table)
 
     def _insert_if_absent(self, connection: Connection, table: Table, key: list[str], values: dict[str, Any]) -> bool:
-        # One statement per table, its values bound as parameters: SQLAlchemy compiles it once (building
-        # ``insert().values(row)`` each time cost more than the write itself: docs/benchmarks.md, live latency).
-        cache_key = (table.name, tuple(key))
-        statement = self._inserts_if_absent.get(cache_key)
-        if statement is None:
-            statement = self._insert(table).on_conflict_do_nothing(index_elements=key).execution_options(
-                preserve_rowcount=True)
-            self._inserts_if_absent[cache_key] = statement
-        return connection.execute(statement, values).rowcount == 1
+        """Insert a row unless its key is stored; True if inserted.
+
+        The statement is compiled once per table and column set by SQLAlchemy (the same SQL, and the same
+        column types' bind processors, as ``connection.execute`` would use) and run on the connection's DBAPI
+        cursor: SQLAlchemy's per-execution setup cost more than the write itself, and these inserts are on the
+        live decision path (docs/benchmarks.md, live decision latency). Errors are raised as SQLAlchemy's would
+        be: ``StatementError`` for a value no column accepts, ``DBAPIError`` subclasses from the driver.
+        """
+        names = tuple(values)
+        cache_key = (table.name, tuple(key), names)
+        insert = self._inserts_if_absent.get(cache_key)
+        if insert is None:
+            insert = self._inserts_if_absent[cache_key] = _CompiledInsert.build(
+                self._insert(table).on_conflict_do_nothing(index_elements=key), table, names, self.engine.dialect)
+        return insert.run(connection, values) == 1
 
     # --- orders -----------------------------------------------------------------------------------------------
 
@@ -834,6 +917,47 @@ class Repository:
 
 
 # --- rows to domain objects -----------------------------------------------------------------------------------
+
+
+class _CompiledInsert:
+    """One INSERT compiled for a dialect: its SQL text, the order of its parameters and their bind processors."""
+
+    __slots__ = ("sql", "names", "processors", "positional", "dbapi_error")
+
+    def __init__(self, sql: str, names: tuple[str, ...], processors: tuple[Callable[[Any], Any] | None, ...],
+                 positional: bool, dbapi_error: type[Exception]) -> None:
+        self.sql = sql
+        self.names = names
+        self.processors = processors
+        self.positional = positional
+        self.dbapi_error = dbapi_error
+
+    @classmethod
+    def build(cls, statement: Any, table: Table, columns: tuple[str, ...], dialect: Dialect) -> _CompiledInsert:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+        positional = bool(compiled.positional)
+        names = tuple(compiled.positiontup) if positional else columns
+        if set(names) != set(columns):
+            raise RuntimeError(f"{table.name}: the compiled insert binds {names}, not the columns {columns}")
+        processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+        return cls(compiled.string, names, processors, positional, dialect.loaded_dbapi.Error)
+
+    def run(self, connection: Connection, values: Mapping[str, Any]) -> int:
+        """Execute on ``connection``'s DBAPI cursor (inside its transaction); the row count."""
+        try:
+            bound = [value if process is None else process(value)
+                     for process, value in zip(self.processors, map(values.__getitem__, self.names), strict=True)]
+        except (TypeError, ValueError) as error:
+            raise StatementError(str(error), self.sql, dict(values), error) from error
+        parameters: Any = tuple(bound) if self.positional else dict(zip(self.names, bound, strict=True))
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(self.sql, parameters)
+            return int(cursor.rowcount)
+        except self.dbapi_error as error:
+            raise DBAPIError.instance(self.sql, parameters, error, self.dbapi_error) from error
+        finally:
+            cursor.close()
 
 
 def _check_same_order(row: Row[Any], client_order_id: str, symbol: str, side: Side) -> None:

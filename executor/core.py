@@ -322,6 +322,7 @@ class ExecutionCore:
         self._started = False
         self.last_reconcile: reconcile.ReconcilePlan | None = None
         self._known_states = {scope: record.state for scope, record in risk.states().items()}
+        self._seed_problems: tuple[str, ...] = ()
         if seed is not None:
             self._seed(seed)
 
@@ -339,14 +340,21 @@ class ExecutionCore:
             self.orders[cid] = tracked
             self._live[cid] = tracked
             self._known_ids.add(cid)
+        open_trips: dict[PositionKey, list[str]] = {}
         for trip in seed.open_trips:
             key = (trip.symbol, trip.position_side)
+            open_trips.setdefault(key, []).append(trip.trip_id)
             self.trips[key] = trip
             self.holdings[key] = Holding(trip.amount, trip.strategy or None)
             self.entry_prices[key] = trip.entry_price
         for tracked in seed.live_orders:
             if tracked.intent.purpose.is_protective and tracked.key in self.holdings:
                 self._protected.add(tracked.key)
+        # The bot keeps one open round trip per position; a database with more cannot say which one holds it
+        # (every reconciliation reports it, so trading halts until an operator repairs the database).
+        self._seed_problems = tuple(
+            f"{symbol} {side.value}: the database holds {len(ids)} open round trips ({', '.join(ids)}) for one "
+            "position" for (symbol, side), ids in sorted(open_trips.items()) if len(ids) > 1)
 
     def start(self, now: int) -> list[Command]:
         """The first input after construction: reconcile with the exchange before trading."""
@@ -1375,6 +1383,7 @@ class ExecutionCore:
             known_client_order_ids=frozenset(self._known_ids),
             fills=self._fills,
             symbols=frozenset(self.filters),
+            problems=self._seed_problems,
         )
 
     def on_reconcile_snapshot(self, answer: ReconcileSnapshot) -> list[Command]:

@@ -43,6 +43,7 @@ class LocalBooks:
     known_client_order_ids: frozenset[str]
     fills: Mapping[tuple[str, int], tuple[int, Side, Decimal, Decimal]]  # key -> (order id, side, price, qty)
     symbols: frozenset[str]
+    problems: tuple[str, ...] = ()  # the books contradict themselves (found when they were loaded)
 
 
 @dataclass
@@ -66,7 +67,7 @@ class ReconcilePlan:
 
 
 def plan(local: LocalBooks, snapshot: ExchangeSnapshot, *, unknown_window_ms: int) -> ReconcilePlan:
-    result = ReconcilePlan()
+    result = ReconcilePlan(problems=list(local.problems))
     _orders(local, snapshot, unknown_window_ms, result)
     _foreign(local, snapshot, result)
     _fills(local, snapshot, result)

@@ -3,9 +3,9 @@
 Two shells share everything here but their loop:
 * :class:`SyncApplier` (sim mode, backtests, tests): the in-process simulator answers at once, so each command's
   result goes straight back into the core before the next input; no event loop is needed.
-* :class:`AsyncApplier` (live): every input passes through one queue consumed by one task, so the core is never
-  entered concurrently; each batch's exchange requests run, in order, in a task of their own, and their results
-  come back through the queue.
+* :class:`AsyncApplier` (live): inputs are handled one at a time in arrival order (at once when nothing else is
+  waiting, else through one queue consumed by one task), so the core is never entered concurrently; each batch's
+  exchange requests run, in order, in a task of their own, and their results come back as inputs.
 
 For every batch of commands the core returns, the persist commands are written first, in one journal
 transaction, and only then do the exchange commands leave ("persist before send"). Exceptions of the gateway
@@ -330,19 +330,31 @@ class SyncApplier:
 
 
 # ================================================================================================== async
+_HELD = object()  # queued to wake the consumer: a batch handled inline could not be written
+
+
 class AsyncApplier:
-    """One queue, one consumer task: the core's inputs in arrival order; requests run concurrently as tasks."""
+    """The core's inputs one at a time, in arrival order; each batch's requests run concurrently as a task.
+
+    An input submitted while nothing else is queued or being handled is handled at once, in the caller's stack
+    (the live decision path: the candle's frame, the strategies, the signal, the core, the journal and the signed
+    request all in one call, no event-loop hop: docs/benchmarks.md, live decision latency). Anything submitted
+    meanwhile (a request's answer, a user event, a timer) waits in the queue for the consumer task, so the core is
+    never entered twice at once. A request task starts eagerly: it runs up to its first real wait (the request on
+    the wire) before ``submit`` returns.
+    """
 
     def __init__(self, core: ExecutionCore, gateway: ExchangeGateway, journal: Journal, *,
                  now: Callable[[], int], on_command: Callable[[Command], None] | None = None,
-                 on_notice: Callable[[Notice], None] = log_notice) -> None:
+                 on_notice: Callable[[Notice], None] = log_notice, inline: bool = True) -> None:
         self.core = core
         self.gateway = gateway
         self.journal = journal
         self.now = now
         self.on_command = on_command
         self.on_notice = on_notice
-        self.inputs: asyncio.Queue[Input] = asyncio.Queue()
+        self.inline = inline
+        self.inputs: asyncio.Queue[Any] = asyncio.Queue()
         self._requests: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -350,6 +362,9 @@ class AsyncApplier:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: int | None = None
         self._pending = 0  # inputs queued or being handled
+        self._handling = False  # an input is being handled (inline, or by the consumer across its awaits)
+        self._held: list[Command] | None = None  # a batch handled inline whose journal write failed
+        self.handled_inline = 0
         self.error: BaseException | None = None
         #: Why the last journal write failed, while it is being retried (``None``: the database is fine).
         self.database_error: str | None = None
@@ -358,7 +373,8 @@ class AsyncApplier:
         self.signals_dropped = 0
 
     def submit(self, item: Input) -> None:
-        """Queue an input for the core (from any task of the loop).
+        """Hand an input to the core (from any task of the loop): at once if nothing else is queued or being
+        handled, else queued behind what is.
 
         While the database is unavailable, new signals are dropped (logged): the bot does not open positions on
         state it cannot persist. Everything else (answers, user events, candles, timers) waits its turn.
@@ -370,13 +386,21 @@ class AsyncApplier:
             return
         self._pending += 1
         self._idle.clear()
-        self.inputs.put_nowait(item)
+        if (self.inline and not self._handling and self._held is None and self._consumer is not None
+                and self.inputs.empty()):
+            self._handle_inline(item)
+        else:
+            self.inputs.put_nowait(item)
 
     async def start(self) -> None:
         """Run the consumer and hand the core its start-up input (reconciliation before trading)."""
         self._consumer = asyncio.create_task(self._consume(), name="execution-core")
         self._idle.clear()
-        await self._carry_out(self.core.start(self.now()))
+        self._handling = True
+        try:
+            await self._carry_out(self.core.start(self.now()))
+        finally:
+            self._handling = False
         self._check_idle()
 
     @property
@@ -404,17 +428,51 @@ class AsyncApplier:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
 
+    def _handle_inline(self, item: Input) -> None:
+        self._handling = True
+        self.handled_inline += 1
+        try:
+            if chaos.switch is not None:
+                _chaos_before(item)
+            commands = self.core.handle(item)
+            persists, requests, notices = _split(commands)
+            if persists:
+                try:
+                    self.journal.apply(persists)
+                except Exception as exc:  # noqa: BLE001 - the consumer retries it; nothing of it is sent
+                    self._database_failed(exc)
+                    self._held = commands
+                    self.inputs.put_nowait(_HELD)  # the queue was empty: the held batch goes first
+                    return
+                self._database_ok()
+            self._dispatch(persists, requests, notices)
+        except Exception as exc:
+            self.error = exc
+            log.exception("execution core input failed; its commands were not carried out")
+        finally:
+            self._handling = False
+            if self._held is None:
+                self._pending -= 1  # a held batch stays pending until the consumer has written it
+            self._check_idle()
+
     async def _consume(self) -> None:
         while True:
             item = await self.inputs.get()
-            if chaos.switch is not None:
-                _chaos_before(item)
+            self._handling = True
             try:
+                if item is _HELD:
+                    held, self._held = self._held, None
+                    assert held is not None
+                    await self._carry_out(held)
+                    continue
+                if chaos.switch is not None:
+                    _chaos_before(item)
                 await self._carry_out(self.core.handle(item))
             except Exception as exc:  # a journal failure: nothing of this batch was sent
                 self.error = exc
                 log.exception("execution core input failed; its commands were not carried out")
             finally:
+                self._handling = False
                 self._pending -= 1
                 self._check_idle()
 
@@ -422,14 +480,21 @@ class AsyncApplier:
         persists, requests, notices = _split(commands)
         if persists:
             await self._persist(persists)
+        self._dispatch(persists, requests, notices)
+
+    def _dispatch(self, persists: list[PersistCommand], requests: list[ExchangeCommand],
+                  notices: list[Notice]) -> None:
+        """After the batch is written: its notices, then its requests (one task, the core's order)."""
         for notice in notices:
             self.on_notice(notice)
         if requests:
             if chaos.switch is not None and any(isinstance(c, PersistIntent) for c in persists):
                 chaos.kill_point("intent_persisted")
             # One task per batch, its requests in the core's order (an exit before the orders that follow it);
-            # batches run concurrently, and the core keeps taking inputs meanwhile.
-            task = asyncio.create_task(self._requests_in_order(requests), name="requests")
+            # batches run concurrently, and the core keeps taking inputs meanwhile. Started eagerly: signed and
+            # sent before this returns, not one loop iteration later.
+            task = asyncio.Task(self._requests_in_order(requests), loop=asyncio.get_running_loop(),
+                                name="requests", eager_start=True)
             self._requests.add(task)
             task.add_done_callback(self._request_done)
         if self.on_command is not None:
@@ -445,22 +510,28 @@ class AsyncApplier:
             try:
                 self.journal.apply(persists)
             except Exception as exc:  # noqa: BLE001 - any failure of the database: wait and try again
-                if self.database_error is None:
-                    self.database_outages += 1
-                    self.database_down_since = time.monotonic()
-                    log.error("database unavailable: the batch is held (nothing of it is sent) and new signals "
-                              "are dropped until it is written", extra={"error": f"{type(exc).__name__}: {exc}"})
-                self.database_error = f"{type(exc).__name__}: {exc}"
+                self._database_failed(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DATABASE_RETRY_MAX_SEC)
                 continue
-            if self.database_error is not None:
-                down = time.monotonic() - (self.database_down_since or time.monotonic())
-                log.warning("database available again; the held batch is written and trading goes on",
-                            extra={"down_sec": round(down, 1), "signals_dropped": self.signals_dropped})
-                self.database_error = None
-                self.database_down_since = None
+            self._database_ok()
             return
+
+    def _database_failed(self, exc: Exception) -> None:
+        if self.database_error is None:
+            self.database_outages += 1
+            self.database_down_since = time.monotonic()
+            log.error("database unavailable: the batch is held (nothing of it is sent) and new signals "
+                      "are dropped until it is written", extra={"error": f"{type(exc).__name__}: {exc}"})
+        self.database_error = f"{type(exc).__name__}: {exc}"
+
+    def _database_ok(self) -> None:
+        if self.database_error is not None:
+            down = time.monotonic() - (self.database_down_since or time.monotonic())
+            log.warning("database available again; the held batch is written and trading goes on",
+                        extra={"down_sec": round(down, 1), "signals_dropped": self.signals_dropped})
+            self.database_error = None
+            self.database_down_since = None
 
     def database_status(self) -> dict[str, Any]:
         """For the heartbeat: is the database taking the core's writes?"""

@@ -195,7 +195,8 @@ class LiveTrader:
         self.position_mode = settings.position_mode
         self.on_progress = on_progress or (lambda line: None)
         self.market_time = MarketTime()
-        self.repository = Repository.open(settings.db_url, self.market_time)
+        self.repository = Repository.open(settings.db_url, self.market_time, hold_connection=True,
+                                          background_checkpoint=True)
         self.bus = EventBus()
         self.runner = strategy_runner(config)
         self.risk, self._risk_scopes = risk_engine(config, self.repository)
@@ -414,15 +415,16 @@ class LiveTrader:
         self.applier.submit(item)
 
     def _start_consumers(self) -> None:
-        consumers = [
-            (self.bus.subscribe(("market.kline", "market.mark"), name="strategies"), self._on_market_for_strategies),
-            (self.bus.subscribe(("market.*", "signal.*", "order.update", "algo.update", "account.update"),
-                                name="execution-core"), self._on_core_input),
-            (self.bus.subscribe("market.kline", name="recorder"), self._on_candle_for_recorder),
-        ]
-        for subscription, handler in consumers:
-            self._tasks.append(asyncio.create_task(consume(subscription, handler),
-                                                   name=f"consume:{subscription.name}"))
+        # The decision path is direct (called during publish, no task hop): candle -> strategies -> signal -> core
+        # (docs/benchmarks.md, live decision latency). The bus delivers direct events first in, first out, so the
+        # core sees each candle before the signals the strategies make of it.
+        self.bus.subscribe_direct(("market.*", "signal.*", "order.update", "algo.update", "account.update"),
+                                  self._on_core_input, name="execution-core")
+        self.bus.subscribe_direct(("market.kline", "market.mark"), self._on_market_for_strategies,
+                                  name="strategies")
+        recorder = self.bus.subscribe("market.kline", name="recorder")
+        self._tasks.append(asyncio.create_task(consume(recorder, self._on_candle_for_recorder),
+                                               name=f"consume:{recorder.name}"))
 
     async def _on_candle(self, candle: Candle) -> None:
         self.market_time.observe(candle.close_time)
@@ -446,7 +448,7 @@ class LiveTrader:
         log.warning("user-data stream interrupted; reconciling", extra={"reason": reason})
         self._submit(StreamInterrupted(self.market_time.now_ms(), reason))
 
-    async def _on_market_for_strategies(self, event: Event) -> None:
+    def _on_market_for_strategies(self, event: Event) -> None:
         if event.channel == "market.kline":
             signals = self.runner.on_candle(event.payload)
         else:
@@ -455,9 +457,9 @@ class LiveTrader:
             if not self._accepting_signals:
                 self._signals_dropped += 1
                 continue
-            await self.bus.publish(f"signal.{signal.strategy}", signal)
+            self.bus.publish_nowait(f"signal.{signal.strategy}", signal)
 
-    async def _on_core_input(self, event: Event) -> None:
+    def _on_core_input(self, event: Event) -> None:
         """The execution core's single consumer on the bus: every input goes to the applier's queue, in order."""
         payload = event.payload
         if event.channel == "market.kline":

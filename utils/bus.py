@@ -10,13 +10,23 @@ and gets its own bounded queue. What happens when that queue is full depends on 
   paused): the oldest queued event of that subscription is dropped to make room for the newest, and the drop
   is counted per subscription (``stats()``). A consumer that falls behind sees fresh data and a gap, never a
   stalled feed. Replays use no lossy channels, so a backtest is never lossy.
+
+A **direct** subscription (``subscribe_direct``) has no queue and no task: its synchronous handler is called while
+the event is published. The live shell wires its decision path this way (candle -> strategies -> signal -> the
+execution core), so a decision is not four event-loop hops away from its candle (docs/benchmarks.md, live decision
+latency). Direct delivery is first in, first out across the whole bus: an event published by a direct handler
+(a strategy's signal, say) is delivered after every direct handler has seen the event being handled (the
+candle), so each handler sees events in publish order whatever the order of subscription. A handler that raises
+is logged and the others still get the event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
+import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +111,34 @@ class Subscription:
         self._bus.unsubscribe(self)
 
 
+class DirectSubscription:
+    """A synchronous handler called during ``publish`` for every channel matching one of its patterns."""
+
+    __slots__ = ("name", "patterns", "handler", "delivered", "failures", "_bus", "closed")
+
+    def __init__(self, bus: EventBus, name: str, patterns: tuple[str, ...], handler: Callable[[Event], None]) -> None:
+        self._bus = bus
+        self.name = name
+        self.patterns = patterns
+        self.handler = handler
+        self.delivered = 0
+        self.failures = 0
+        self.closed = False
+
+    @property
+    def pattern(self) -> str:
+        return ",".join(self.patterns)
+
+    def matches(self, channel: str) -> bool:
+        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.patterns)
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+type _Route = tuple[tuple[Subscription, ...], tuple[DirectSubscription, ...], bool]
+
+
 class EventBus:
     """Routes published events to every subscription whose pattern matches the channel."""
 
@@ -113,9 +151,12 @@ class EventBus:
         self._default_maxsize = default_maxsize
         self._lossy = lossy
         self._subscriptions: list[Subscription] = []
-        self._routes: dict[str, tuple[tuple[Subscription, ...], bool]] = {}
+        self._direct: list[DirectSubscription] = []
+        self._routes: dict[str, _Route] = {}
         self._sequence = 0
         self.published: dict[str, int] = {}
+        self._direct_pending: deque[tuple[Event, tuple[DirectSubscription, ...]]] = deque()
+        self._dispatching = False
 
     # ------------------------------------------------------------------------------------ subscribing
     def subscribe(self, pattern: str | tuple[str, ...], *, name: str | None = None,
@@ -127,9 +168,22 @@ class EventBus:
         self._routes.clear()
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
+    def subscribe_direct(self, pattern: str | tuple[str, ...], handler: Callable[[Event], None], *,
+                         name: str | None = None) -> DirectSubscription:
+        """Call ``handler`` (synchronous) during publish for every channel matching ``pattern``: no queue, no
+        task hop. For a consumer on the latency path that never waits (it may publish; see the module doc)."""
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError(f"a direct handler must be synchronous, not a coroutine function ({handler!r})")
+        patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
+        subscription = DirectSubscription(self, name or ",".join(patterns), patterns, handler)
+        self._direct.append(subscription)
+        self._routes.clear()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription | DirectSubscription) -> None:
+        subscriptions: list[Any] = self._direct if isinstance(subscription, DirectSubscription) else self._subscriptions
+        if subscription in subscriptions:
+            subscriptions.remove(subscription)
             subscription.closed = True
             self._routes.clear()
 
@@ -138,19 +192,20 @@ class EventBus:
             return False
         return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self._lossy)
 
-    def _route(self, channel: str) -> tuple[tuple[Subscription, ...], bool]:
+    def _route(self, channel: str) -> _Route:
         route = self._routes.get(channel)
         if route is None:
             if not channel or any(part == "" for part in channel.split(".")):
                 raise ValueError(f"bad channel name {channel!r}: use dotted words like 'order.update'")
-            route = (tuple(s for s in self._subscriptions if s.matches(channel)), self.is_lossy(channel))
+            route = (tuple(s for s in self._subscriptions if s.matches(channel)),
+                     tuple(s for s in self._direct if s.matches(channel)), self.is_lossy(channel))
             self._routes[channel] = route
         return route
 
     # ------------------------------------------------------------------------------------- publishing
     async def publish(self, channel: str, payload: Any) -> int:
         """Deliver to every matching subscription; waits for room on lossless channels. Returns the count."""
-        subscriptions, lossy = self._route(channel)
+        subscriptions, direct, lossy = self._route(channel)
         self._sequence += 1
         event = Event(channel, payload, self._sequence)
         self.published[channel] = self.published.get(channel, 0) + 1
@@ -163,11 +218,13 @@ class EventBus:
             else:
                 queue.put_nowait(event)
             subscription.delivered += 1
-        return len(subscriptions)
+        if direct:
+            self._deliver_direct(event, direct)
+        return len(subscriptions) + len(direct)
 
     def publish_nowait(self, channel: str, payload: Any) -> int:
         """Publish from synchronous code. Lossless channels raise ``asyncio.QueueFull`` rather than drop."""
-        subscriptions, lossy = self._route(channel)
+        subscriptions, direct, lossy = self._route(channel)
         if not lossy:
             for subscription in subscriptions:
                 if subscription._queue.full():
@@ -182,7 +239,33 @@ class EventBus:
             else:
                 subscription._queue.put_nowait(event)
             subscription.delivered += 1
-        return len(subscriptions)
+        if direct:
+            self._deliver_direct(event, direct)
+        return len(subscriptions) + len(direct)
+
+    def _deliver_direct(self, event: Event, direct: tuple[DirectSubscription, ...]) -> None:
+        """Call the direct handlers, first in first out: an event published by a handler waits in the deque
+        until every handler has seen the one being delivered."""
+        pending = self._direct_pending
+        pending.append((event, direct))
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while pending:
+                item, handlers = pending.popleft()
+                for subscription in handlers:
+                    if subscription.closed:
+                        continue
+                    subscription.delivered += 1
+                    try:
+                        subscription.handler(item)
+                    except Exception:
+                        subscription.failures += 1
+                        log.exception("direct handler failed", extra={
+                            "subscription": subscription.name, "channel": item.channel, "sequence": item.sequence})
+        finally:
+            self._dispatching = False
 
     @staticmethod
     def _put_dropping_oldest(subscription: Subscription, event: Event) -> None:
@@ -195,12 +278,17 @@ class EventBus:
 
     # ------------------------------------------------------------------------------------ observing
     def stats(self) -> dict[str, dict[str, int | str]]:
-        """Per subscription: pattern, queue depth and capacity, delivered and dropped counts."""
-        return {
+        """Per subscription: pattern, queue depth and capacity, delivered and dropped counts (a direct one has no
+        queue: its depth and capacity are 0, and it counts the events its handler raised on)."""
+        stats: dict[str, dict[str, int | str]] = {
             s.name: {"pattern": s.pattern, "depth": s.depth, "maxsize": s.maxsize,
                      "delivered": s.delivered, "dropped": s.dropped}
             for s in self._subscriptions
         }
+        for d in self._direct:
+            stats[d.name] = {"pattern": d.pattern, "direct": 1, "depth": 0, "maxsize": 0, "delivered": d.delivered,
+                             "dropped": 0, "failures": d.failures}
+        return stats
 
     async def drain(self) -> None:
         """Wait until every subscription has handled everything published so far."""

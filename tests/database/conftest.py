@@ -16,10 +16,11 @@ def clock() -> SimulatedClock:
     return SimulatedClock(START_MS)
 
 
-@pytest.fixture
-def repo(db_url: str, clock: SimulatedClock) -> Iterator[Repository]:
-    """A Repository on a freshly migrated database (SQLite file or new PostgreSQL database)."""
-    repository = Repository.open(db_url, clock)
+@pytest.fixture(params=["pooled", "held"])
+def repo(request, db_url: str, clock: SimulatedClock) -> Iterator[Repository]:
+    """A Repository on a freshly migrated database (SQLite file or new PostgreSQL database), each test both with a
+    connection from the pool per call and with the one connection the live shell holds (``hold_connection``)."""
+    repository = Repository.open(db_url, clock, hold_connection=request.param == "held")
     try:
         yield repository
     finally:

@@ -5,6 +5,7 @@ read again with backoff, new entries waiting, while a refused API key halts at o
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal as D
 
 from simulator.gateway import Fault
@@ -85,5 +86,37 @@ def test_a_refused_api_key_during_a_reconciliation_halts_at_once(tmp_path) -> No
         bot.interrupt_stream("reconnected")
         state = bot.risk.state("global")
         assert state.state.value == "HALTED" and "-2015" in state.reason
+    finally:
+        bot.close()
+
+
+def test_two_open_round_trips_for_one_position_are_a_difference_even_when_the_position_matches(tmp_path) -> None:
+    """The bot keeps one open trip per position. A database with two (a trip's close lost) cannot say which one
+    holds the position: reconciliation reports it every time, and trading halts once it is confirmed, even when
+    the newer trip alone equals the exchange's position (found by ``main.py reconcile``'s chaos test after a
+    reversal: the books used to take the last trip read and call it clean)."""
+    url = f"sqlite:///{tmp_path / 'trader.db'}"
+    first = Harness(url)
+    first.candle("30000")
+    first.signal(SignalSide.LONG)
+    first.candle("30100")
+    first.signal(SignalSide.SHORT)  # a reversal: the long trip closes, a short one opens
+    first.candle("30050")
+    trips = first.repository.round_trips()
+    closed = [t for t in trips if t.status.value == "CLOSED"]
+    assert len(closed) == 1 and [t.status.value for t in trips].count("OPEN") == 1
+    first.close()
+    with sqlite3.connect(tmp_path / "trader.db") as db:  # the close of the long trip is lost
+        db.execute("update round_trips set status = 'OPEN', close_time = null, closed_quantity = '0' "
+                   "where trip_id = ?", (closed[0].trip_id,))
+    bot = Harness(url, exchange=first.exchange, clock=first.clock)
+    try:
+        problems = bot.core.last_reconcile.problems if bot.core.last_reconcile else []
+        assert problems == [f"BTCUSDT BOTH: the database holds 2 open round trips ({closed[0].trip_id}, "
+                            f"{next(t.trip_id for t in trips if t.status.value == 'OPEN')}) for one position"]
+        bot.advance(6_000)
+        bot.interrupt_stream("reconnected")
+        state = bot.risk.state("global")
+        assert state.state.value == "HALTED" and "2 open round trips" in state.reason
     finally:
         bot.close()

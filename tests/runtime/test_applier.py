@@ -244,18 +244,8 @@ class FlakyDatabase:
 
 async def test_while_the_database_refuses_writes_nothing_is_sent_and_new_signals_are_dropped(monkeypatch) -> None:
     monkeypatch.setattr("runtime.applier.DATABASE_RETRY_FIRST_SEC", 0.01)
-    clock = SimulatedClock(START)
-    exchange, core, _ = _parts(clock)
-    gateway = SimGateway(exchange, clock)
     journal = FlakyDatabase()
-    applier = AsyncApplier(core, gateway, journal, now=clock.now_ms)
-    await applier.start()
-    await applier.idle()
-    candle = next(iter(synthetic_candles("BTCUSDT", start_ms=START, count=1)))
-    clock.set(candle.close_time)
-    exchange.on_candle(candle)
-    applier.submit(CandleInput(candle))
-    await applier.idle()
+    applier, _, gateway, candle = await _applier_after_one_candle(journal)
     journal.down = True
     applier.submit(SignalInput(Signal("alpha", "BTCUSDT", SignalSide.LONG, Decimal(1), "t", candle.close_time)))
     await asyncio.sleep(0.1)
@@ -270,4 +260,100 @@ async def test_while_the_database_refuses_writes_nothing_is_sent_and_new_signals
     (sent,) = gateway.sent_client_order_ids  # the held batch went out once it was written
     intents = [c for c in journal.inner.commands if isinstance(c, PersistIntent)]
     assert [i.intent.client_order_id for i in intents] == [sent] and "BTCUSDT" in sent
+    await applier.stop()
+
+
+class RecordingGateway:
+    """The simulated exchange behind a network that notes when each call starts, then suspends before it runs."""
+
+    def __init__(self, inner: SimGateway, log: list[str]) -> None:
+        self.inner, self.log = inner, log
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "place_order":
+                self.log.append(f"send {args[0].client_order_id}")
+            await asyncio.sleep(0.001)
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def _applier_after_one_candle(journal: Any, wrap: Callable[[SimGateway], Any] = lambda gateway: gateway,
+                                    **options: Any) -> tuple[AsyncApplier, ExecutionCore, SimGateway, Candle]:
+    """A started async applier (``wrap`` puts something around its gateway) that has seen one BTCUSDT candle."""
+    clock = SimulatedClock(START)
+    exchange, core, _ = _parts(clock)
+    gateway = SimGateway(exchange, clock)
+    applier = AsyncApplier(core, wrap(gateway), journal, now=clock.now_ms, **options)
+    await applier.start()
+    await applier.idle()
+    candle = next(iter(synthetic_candles("BTCUSDT", start_ms=START, count=1)))
+    clock.set(candle.close_time)
+    exchange.on_candle(candle)
+    applier.submit(CandleInput(candle))
+    await applier.idle()
+    return applier, core, gateway, candle
+
+
+async def _started_applier(log: list[str], **options: Any) -> tuple[AsyncApplier, ExecutionCore, Candle]:
+    class Journal:
+        def apply(self, commands: Any) -> None:
+            log.extend(f"persist {c.intent.client_order_id}" for c in commands if isinstance(c, PersistIntent))
+
+    applier, core, _, candle = await _applier_after_one_candle(
+        Journal(), lambda gateway: RecordingGateway(gateway, log), **options)
+    return applier, core, candle
+
+
+async def test_an_input_submitted_while_nothing_waits_is_decided_written_and_sent_within_submit() -> None:
+    """The live decision path has no event-loop hop: by the time ``submit`` returns, the intent is written and
+    the request task has started its call to the exchange (eagerly), in that order."""
+    log: list[str] = []
+    applier, core, candle = await _started_applier(log)
+    applier.submit(SignalInput(Signal("alpha", "BTCUSDT", SignalSide.LONG, Decimal(1), "t", candle.close_time)))
+    # no await between submit and these checks
+    assert [line.split()[0] for line in log] == ["persist", "send"]
+    assert log[0].split()[1] == log[1].split()[1]
+    assert core.stats.intents == 1 and core.stats.sent == 0 and applier.busy  # in flight: its answer is an input
+    await applier.idle()
+    assert core.stats.sent == 1 and applier.handled_inline >= 3  # the candle, the signal, the answer
+    await applier.stop()
+
+
+@pytest.mark.parametrize("inline", [True, False])
+async def test_inputs_submitted_while_one_is_being_handled_wait_their_turn(inline: bool) -> None:
+    """Never two inputs in the core at once: one submitted from inside the handling of another (a callback of
+    the core's commands) is queued and handled after it, by the consumer task; without inline handling every
+    input goes through the queue and the books are the same."""
+    log: list[str] = []
+    applier, core, candle = await _started_applier(log, inline=inline)
+    handle = core.handle
+    depth = [0]
+    order: list[str] = []
+
+    def guarded(item: Any) -> Any:
+        depth[0] += 1
+        assert depth[0] == 1, "the core was entered while it was handling another input"
+        try:
+            order.append(type(item).__name__)
+            return handle(item)
+        finally:
+            depth[0] -= 1
+
+    core.handle = guarded  # type: ignore[method-assign]
+    again = MarkPriceInput(MarkPrice("BTCUSDT", candle.close_time, candle.close, candle.close, Decimal(0),
+                                     candle.close_time + 3_600_000))
+    applier.on_command = lambda command: applier.submit(again) if isinstance(command, SubmitOrder) else None
+    applier.submit(SignalInput(Signal("alpha", "BTCUSDT", SignalSide.LONG, Decimal(1), "t", candle.close_time)))
+    if inline:
+        assert order == ["SignalInput"]  # the mark price waits in the queue
+        assert [line.split()[0] for line in log] == ["persist", "send"]
+    else:
+        assert order == [] and log == []  # everything waits for the consumer
+    await applier.idle()
+    assert order[:2] == ["SignalInput", "MarkPriceInput"] and "SubmitResult" in order
+    assert core.stats.sent == 1 and applier.error is None
     await applier.stop()

@@ -129,3 +129,81 @@ async def test_one_subscription_on_several_patterns_keeps_publish_order() -> Non
     assert [sub.get_nowait().payload for _ in range(3)] == [1, 3, 4]
     assert sub.get_nowait() is None
     assert bus.stats()["executor"]["pattern"] == "market.kline,signal.*"
+
+
+# --------------------------------------------------------------------------------------- direct subscriptions
+async def test_direct_handlers_run_during_publish_first_in_first_out() -> None:
+    """A handler's own publication is delivered after every handler has seen the event in hand, whatever the
+    order of subscription: the core sees the candle before the signal the strategy made of it."""
+    bus = EventBus()
+    seen: list[tuple[str, str, object]] = []
+
+    def strategy(event) -> None:  # subscribed first, publishes a signal for every candle
+        seen.append(("strategy", event.channel, event.payload))
+        bus.publish_nowait("signal.s", f"signal-of-{event.payload}")
+
+    def core(event) -> None:
+        seen.append(("core", event.channel, event.payload))
+
+    bus.subscribe_direct("market.kline", strategy, name="strategies")
+    bus.subscribe_direct(("market.*", "signal.*"), core, name="core")
+    queued = bus.subscribe("*", name="recorder")
+    delivered = await bus.publish("market.kline", 1)
+    assert delivered == 3
+    assert seen == [("strategy", "market.kline", 1), ("core", "market.kline", 1),
+                    ("core", "signal.s", "signal-of-1")]
+    # the queued subscription gets both, in publish order, with growing sequence numbers
+    first, second = queued.get_nowait(), queued.get_nowait()
+    assert (first.channel, second.channel) == ("market.kline", "signal.s")
+    assert first.sequence < second.sequence
+
+
+async def test_a_failing_direct_handler_is_isolated_and_counted(caplog) -> None:
+    bus = EventBus()
+    got: list[int] = []
+
+    def broken(event) -> None:
+        if event.payload == 2:
+            raise RuntimeError("strategy bug")
+
+    bus.subscribe_direct("market.kline", broken, name="broken")
+    bus.subscribe_direct("market.kline", lambda event: got.append(event.payload), name="fine")
+    for i in range(4):
+        bus.publish_nowait("market.kline", i)
+    assert got == [0, 1, 2, 3]
+    stats = bus.stats()
+    assert stats["broken"]["failures"] == 1 and stats["broken"]["delivered"] == 4
+    assert stats["fine"] == {"pattern": "market.kline", "direct": 1, "depth": 0, "maxsize": 0, "delivered": 4,
+                             "dropped": 0, "failures": 0}
+    assert "direct handler failed" in caplog.text and "strategy bug" in caplog.text
+    # and the bus is not left mid-dispatch: later publications are delivered as usual
+    bus.publish_nowait("market.kline", 9)
+    assert got[-1] == 9
+
+
+def test_a_direct_handler_must_be_synchronous() -> None:
+    bus = EventBus()
+
+    async def handler(event) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="must be synchronous"):
+        bus.subscribe_direct("market.kline", handler)
+
+
+async def test_direct_unsubscribe_stops_delivery_even_for_events_already_in_the_deque() -> None:
+    bus = EventBus()
+    got: list[object] = []
+    late = None
+
+    def first(event) -> None:
+        if event.channel == "market.kline":
+            bus.publish_nowait("signal.s", "x")  # queued behind this event
+            late.close()  # and its subscriber leaves before it is delivered
+
+    bus.subscribe_direct("market.kline", first)
+    late = bus.subscribe_direct(("market.*", "signal.*"), lambda event: got.append(event.channel))
+    bus.publish_nowait("market.kline", 1)
+    assert got == []  # closed before its turn for the kline, and before the signal
+    bus.publish_nowait("signal.s", "y")
+    assert got == []

@@ -103,13 +103,18 @@ class Flipper(Strategy):  # type: ignore[type-arg]
 def _serve(port: int, data: str, ready: Any) -> None:
     """The simulator server, in a child process: stepped clock, limits far above what the benchmark sends."""
     from simulator.server import Credentials, ServerConfig, SimServer
+    from simulator.server.connections import ConnectionRules
     from simulator.server.ratelimit import RateLimitConfig
     from utils.klines_csv import load_klines_csv
 
     async def main() -> None:
         limits = RateLimitConfig(request_weight_per_minute=10_000_000, orders_per_10s=10_000_000,
                                  orders_per_minute=10_000_000)
+        # Market time moves a minute per decision, so the 24 h cut of a connection (market time) would fall inside
+        # the measurement, and with it a reconnect and a reconciliation: not what this figure is about.
+        rules = ConnectionRules(max_lifetime_market_ms=30 * 86_400_000)
         server = SimServer(ServerConfig(candles={SYMBOL: load_klines_csv(data, SYMBOL)}, speed=0,
+                                        connection_rules=rules,
                                         credentials=[Credentials(API_KEY, API_SECRET)], history_minutes=30,
                                         admin_token=ADMIN_TOKEN, rate_limits=limits,
                                         balance=Decimal("1000000")))

@@ -9,12 +9,13 @@ UPDATE`` on PostgreSQL), so two processes sharing a database cannot interleave t
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal
 from itertools import islice
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Dialect, Engine, Row, String, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -110,6 +111,8 @@ _ORDER_ROW_DEFAULTS: dict[str, Any] = {
     "purpose": OrderPurpose.EXTERNAL.value, "signal_time": 0, "reject_code": None, "reject_message": None,
     "create_time": 0, "update_time": 0,
 }
+_SIGNAL_KEY = ("strategy", "symbol", "time", "side")
+_SIGNAL_OUTCOME_COLUMNS = ("outcome", "outcome_detail", "client_order_ids")
 _UNRESOLVED_INTENT_STATES = tuple(state.value for state in IntentState if state.is_unresolved)
 
 
@@ -250,12 +253,7 @@ class Repository:
     def _held_transaction(self, begin: str) -> Iterator[Connection]:
         """A transaction on this thread's held connection (opened if there is none); an error drops it."""
         local = self._local
-        connection: Connection | None = getattr(local, "connection", None)
-        if connection is None:
-            connection = local.connection = self.engine.connect()
-            local.begin = None
-            with self._held_lock:
-                self._held_all.add(connection)
+        connection = self._held_connection()
         try:
             if local.begin != begin:  # an execution option costs a dict merge: set it only when it changes
                 connection.execution_options(**{SQLITE_BEGIN_OPTION: begin})
@@ -266,6 +264,16 @@ class Repository:
             self._release(connection)
             local.connection = None
             raise
+
+    def _held_connection(self) -> Connection:
+        local = self._local
+        connection: Connection | None = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = self.engine.connect()
+            local.begin = None
+            with self._held_lock:
+                self._held_all.add(connection)
+        return connection
 
     def release_connection(self) -> None:
         """Close every held connection; the next call opens a new one (with the engine's settings then)."""
@@ -296,15 +304,76 @@ class Repository:
         live decision path (docs/benchmarks.md, live decision latency). Errors are raised as SQLAlchemy's would
         be: ``StatementError`` for a value no column accepts, ``DBAPIError`` subclasses from the driver.
         """
+        return self._compiled_insert(table, key, values).run(connection.connection, values) == 1
+
+    def _compiled_insert(self, table: Table, key: Sequence[str], values: Mapping[str, Any]) -> _CompiledInsert:
         names = tuple(values)
         cache_key = (table.name, tuple(key), names)
         insert = self._inserts_if_absent.get(cache_key)
         if insert is None:
             insert = self._inserts_if_absent[cache_key] = _CompiledInsert.build(
-                self._insert(table).on_conflict_do_nothing(index_elements=key), table, names, self.engine.dialect)
-        return insert.run(connection, values) == 1
+                self._insert(table).on_conflict_do_nothing(index_elements=list(key)), table, names,
+                self.engine.dialect)
+        return insert
+
+    def insert_new(self, rows: Sequence[NewRow]) -> bool:
+        """Insert all ``rows`` in one transaction if none of their keys is stored yet (True); if any is, store
+        nothing (False: the caller takes the regular path, which knows what a stored row means).
+
+        The journal's path for a decision (its signal and its order's intent, two new rows). With a held SQLite
+        connection the transaction runs on the DBAPI connection itself (BEGIN IMMEDIATE, the inserts, COMMIT),
+        without SQLAlchemy's transaction machinery: the same statements and bind processors, a third of the
+        time on the live decision path (docs/benchmarks.md, live decision latency).
+        """
+        if self._transaction is not None:
+            raise RuntimeError("insert_new() does not run inside Repository.transaction()")
+        prepared = [(self._compiled_insert(row.table, row.key, row.values), row.values) for row in rows]
+        if self._hold and not self._postgres:
+            return self._insert_new_on_driver(prepared)
+        try:
+            with self.transaction():
+                connection = self._transaction
+                assert connection is not None
+                for insert, values in prepared:
+                    if insert.run(connection.connection, values) != 1:
+                        raise _KeyStored
+        except _KeyStored:
+            return False
+        return True
+
+    def _insert_new_on_driver(self, prepared: list[tuple[_CompiledInsert, Mapping[str, Any]]]) -> bool:
+        connection = self._held_connection()
+        driver = connection.connection.driver_connection
+        try:
+            _driver_execute(driver, "BEGIN IMMEDIATE")
+            for insert, values in prepared:
+                if insert.run(driver, values) != 1:
+                    _driver_execute(driver, "ROLLBACK")
+                    return False
+            _driver_execute(driver, "COMMIT")
+            return True
+        except BaseException:
+            if driver.in_transaction:
+                with suppress(Exception):
+                    driver.execute("ROLLBACK")
+            self._release(connection)
+            self._local.connection = None
+            raise
 
     # --- orders -----------------------------------------------------------------------------------------------
+
+    def intent_row(self, intent: OrderIntent, *, state: IntentState = IntentState.PENDING_SEND,
+                   is_algo: bool | None = None, time: int | None = None) -> NewRow:
+        """The orders row :meth:`save_order_intent` stores for a new intent."""
+        now = self.clock.now_ms() if time is None else time
+        return NewRow(ORDERS, ("client_order_id",), {
+            **_ORDER_ROW_DEFAULTS,
+            **to_columns(intent),
+            "is_algo": intent.order_type.is_conditional if is_algo is None else is_algo,
+            "intent_state": state.value,
+            "intent_time": now,
+            "intent_state_time": now,
+        })
 
     def save_order_intent(
         self,
@@ -320,15 +389,7 @@ class Repository:
         is conditional (those go through Binance's algo-order service). A different order under the same
         client_order_id (other symbol or side) is a bug and raises ValueError.
         """
-        now = self.clock.now_ms() if time is None else time
-        values = {
-            **_ORDER_ROW_DEFAULTS,
-            **to_columns(intent),
-            "is_algo": intent.order_type.is_conditional if is_algo is None else is_algo,
-            "intent_state": state.value,
-            "intent_time": now,
-            "intent_state_time": now,
-        }
+        values = self.intent_row(intent, state=state, is_algo=is_algo, time=time).values
         with self._write() as connection:
             if self._insert_if_absent(connection, ORDERS, ["client_order_id"], values):
                 return True
@@ -675,6 +736,17 @@ class Repository:
 
     # --- signals ------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def signal_row(signal: Signal, outcome: SignalOutcome | None = None, detail: str = "",
+                   client_order_ids: tuple[str, ...] = ()) -> NewRow:
+        """The signals row :meth:`record_signal` stores for a new signal."""
+        return NewRow(SIGNALS, _SIGNAL_KEY, {
+            **to_columns(signal),
+            "outcome": outcome.value if outcome is not None else None,
+            "outcome_detail": detail or None,
+            "client_order_ids": ",".join(client_order_ids) or None,
+        })
+
     def record_signal(
         self,
         signal: Signal,
@@ -688,13 +760,9 @@ class Repository:
         waits for its exit), which the final one replaces: so a replayed signal (which finds its orders already sent,
         or its position already taken) never overwrites the record of what really happened.
         """
-        outcome_values = {
-            "outcome": outcome.value if outcome is not None else None,
-            "outcome_detail": detail or None,
-            "client_order_ids": ",".join(client_order_ids) or None,
-        }
-        values = {**to_columns(signal), **outcome_values}
-        key = ["strategy", "symbol", "time", "side"]
+        values = self.signal_row(signal, outcome, detail, client_order_ids).values
+        outcome_values = {name: values[name] for name in _SIGNAL_OUTCOME_COLUMNS}
+        key = list(_SIGNAL_KEY)
         with self._write() as connection:
             if self._insert_if_absent(connection, SIGNALS, key, values):
                 return True
@@ -919,6 +987,25 @@ class Repository:
 # --- rows to domain objects -----------------------------------------------------------------------------------
 
 
+class NewRow(NamedTuple):
+    """A row for :meth:`Repository.insert_new`: its table, the columns of its unique key, its column values."""
+
+    table: Table
+    key: tuple[str, ...]
+    values: dict[str, Any]
+
+
+class _KeyStored(Exception):
+    """One of the rows given to insert_new is already stored."""
+
+
+def _driver_execute(driver: Any, statement: str) -> None:
+    try:
+        driver.execute(statement)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+
+
 class _CompiledInsert:
     """One INSERT compiled for a dialect: its SQL text, the order of its parameters and their bind processors."""
 
@@ -942,15 +1029,15 @@ class _CompiledInsert:
         processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
         return cls(compiled.string, names, processors, positional, dialect.loaded_dbapi.Error)
 
-    def run(self, connection: Connection, values: Mapping[str, Any]) -> int:
-        """Execute on ``connection``'s DBAPI cursor (inside its transaction); the row count."""
+    def run(self, connection: Any, values: Mapping[str, Any]) -> int:
+        """Execute on a cursor of the DBAPI ``connection`` (inside its transaction); the row count."""
         try:
             bound = [value if process is None else process(value)
                      for process, value in zip(self.processors, map(values.__getitem__, self.names), strict=True)]
         except (TypeError, ValueError) as error:
             raise StatementError(str(error), self.sql, dict(values), error) from error
         parameters: Any = tuple(bound) if self.positional else dict(zip(self.names, bound, strict=True))
-        cursor = connection.connection.cursor()
+        cursor = connection.cursor()
         try:
             cursor.execute(self.sql, parameters)
             return int(cursor.rowcount)

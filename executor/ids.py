@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
 
 #: Binance's rule for newClientOrderId.
 CLIENT_ORDER_ID_PATTERN = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
@@ -25,6 +26,11 @@ def is_our_client_order_id(client_order_id: str) -> bool:
     return bool(_OUR_ID.match(client_order_id))
 
 
+@cache
+def _strategy_prefix(strategy: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", strategy.lower())[:4]
+
+
 def client_order_id(strategy: str, symbol: str, signal_time_ms: int, purpose: str, side: str = "",
                     attempt: int = 0) -> str:
     """``<strategy-tag>-<symbol>-<signal second>-<purpose><side>[<attempt>]``, at most 36 characters.
@@ -34,7 +40,7 @@ def client_order_id(strategy: str, symbol: str, signal_time_ms: int, purpose: st
     of an order whose outcome is unknown (that one is looked up under its original id).
     """
     digest = hashlib.sha1(f"{strategy}|{symbol}|{signal_time_ms}|{purpose}|{side}".encode()).hexdigest()
-    tag = re.sub(r"[^a-z0-9]", "", strategy.lower())[:4] + digest[:4]
+    tag = _strategy_prefix(strategy) + digest[:4]
     code = _PURPOSE_CODES.get(purpose, purpose[:2])
     suffix = code + side[:1].lower() + (str(attempt) if attempt else "")
     candidate = f"{tag}-{symbol}-{signal_time_ms // 1000}-{suffix}"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -251,6 +252,11 @@ class LiveTrader:
                 raise StartupError(f"the start-up step '{self._phase}' failed: {type(error).__name__}: "
                                    f"{error}") from None
             if not self._stopping.is_set():
+                # What the start-up built (modules, the schema, exchangeInfo, the warmed-up strategies: about 110k
+                # objects) lives as long as the process: collected once and frozen, a later full collection does
+                # not walk it again (60 ms -> 0.1 ms: a full collection lands inside some decision).
+                gc.collect()
+                gc.freeze()
                 self._phase = "trading"
                 self.on_progress(f"Started: {', '.join(self.symbols)} on {self.config.settings.rest_base_url} "
                                  f"({self.mode.value}).")

@@ -92,3 +92,25 @@ def test_the_checkpointer_survives_a_database_it_cannot_open_and_stops_promptly(
     checkpointer.stop()
     assert checkpointer.failures >= 2 and "unable to open" in (checkpointer.last_error or "")
     assert time.monotonic() - started < 1
+
+
+def test_a_postgresql_connection_the_server_dropped_costs_one_failed_call(postgres_url: str) -> None:
+    """The server ends the held connection (a restart, an idle timeout): the next call fails, the one after opens
+    a new connection and works. The journal's retry (0.5 s) is that second call."""
+    import sqlalchemy as sa
+
+    repository = Repository.open(postgres_url, hold_connection=True)
+    admin = sa.create_engine(postgres_url)
+    try:
+        repository.record_signal(_signal(1))
+        with repository._read() as connection:  # noqa: SLF001 - the held connection's server process
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with admin.connect() as other:
+            assert other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})").scalar() is True
+        with pytest.raises(sa.exc.DBAPIError):
+            repository.record_signal(_signal(2))
+        assert repository.record_signal(_signal(2)) is True
+        assert [s.time for s in repository.signals()] == [START_MS + 60_000, START_MS + 120_000]
+    finally:
+        admin.dispose()
+        repository.close()

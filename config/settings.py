@@ -82,7 +82,9 @@ TESTNET_ENDPOINTS = Endpoints(
     ws_market_url="wss://demo-fstream.binance.com/market",
     ws_private_url="wss://demo-fstream.binance.com/private",
 )
-MAINNET_HOSTS = frozenset({"fapi.binance.com", "fstream.binance.com"})
+#: Binance's spot host, where a key's permissions can be read (``/sapi/v1/account/apiRestrictions``).
+MAINNET_SAPI_URL = "https://api.binance.com"
+MAINNET_HOSTS = frozenset({"fapi.binance.com", "fstream.binance.com", "api.binance.com"})
 TESTNET_HOSTS = frozenset(
     {"demo-fapi.binance.com", "demo-fstream.binance.com", "testnet.binancefuture.com", "fstream.binancefuture.com"}
 )
@@ -188,6 +190,9 @@ class Settings(BaseSettings):
     ws_private_url_override: Annotated[str | None, BeforeValidator(_url_checker(("wss", "ws")))] = Field(
         default=None, validation_alias=AliasChoices("WS_PRIVATE_URL", "ws_private_url_override")
     )
+    sapi_base_url_override: Annotated[str | None, BeforeValidator(_url_checker(("https", "http")))] = Field(
+        default=None, validation_alias=AliasChoices("SAPI_BASE_URL", "sapi_base_url_override")
+    )
     binance_api_key: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
     binance_api_secret: Annotated[SecretStr | None, BeforeValidator(_empty_to_none)] = None
     apikey_file: Path = DEFAULT_APIKEY_FILE
@@ -211,6 +216,7 @@ class Settings(BaseSettings):
             ("REST_BASE_URL", self.rest_base_url_override),
             ("WS_MARKET_URL", self.ws_market_url_override),
             ("WS_PRIVATE_URL", self.ws_private_url_override),
+            ("SAPI_BASE_URL", self.sapi_base_url_override),
         ):
             host = urlsplit(url).hostname if url else None
             if host is None:
@@ -246,6 +252,17 @@ class Settings(BaseSettings):
         if self.rest_base_url_override:
             return self.rest_base_url_override
         return self.endpoints.rest_base_url if self.endpoints else None
+
+    @property
+    def sapi_base_url(self) -> str | None:
+        """Where the key's permissions are read (``GET /sapi/v1/account/apiRestrictions``): ``SAPI_BASE_URL`` if set;
+        else Binance's spot host in mainnet with the default REST URL; else nowhere (the demo hosts have no such
+        endpoint, and a REST override means another exchange: the simulator, a proxy)."""
+        if self.sapi_base_url_override:
+            return self.sapi_base_url_override
+        if self.mode is Mode.MAINNET and not self.rest_base_url_override:
+            return MAINNET_SAPI_URL
+        return None
 
     @property
     def ws_market_url(self) -> str | None:

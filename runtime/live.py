@@ -82,8 +82,6 @@ from utils.websocket import ConnectionStatus
 
 log = logging.getLogger("runtime.live")
 
-#: Binance's spot host, where a key's permissions can be read (``/sapi/v1/account/apiRestrictions``); mainnet only.
-MAINNET_SAPI_URL = "https://api.binance.com"
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 #: Real seconds between looks at the database for trading states an operator changed (`main.py risk clear`).
@@ -206,8 +204,7 @@ class LiveTrader:
                                signer=make_signer(keys.api_secret.get_secret_value()),
                                recv_window_ms=settings.recv_window_ms, timeout_sec=settings.rest_timeout_sec,
                                on_auth_error=self._on_auth_error)
-        sapi = MAINNET_SAPI_URL if self.mode is Mode.MAINNET and not settings.rest_base_url_override else None
-        self.gateway = BinanceGateway(self.rest, sapi_base_url=sapi)
+        self.gateway = BinanceGateway(self.rest, sapi_base_url=settings.sapi_base_url)
         self.heartbeat = Heartbeat(heartbeat_path or settings.status_dir / HEARTBEAT_FILE,
                                    settings.heartbeat_interval_sec)
         self.core: ExecutionCore | None = None

@@ -36,6 +36,9 @@ class Credentials:
     api_key: str
     secret: str = field(default="", repr=False)
     ed25519_public_key_pem: str = ""
+    #: What ``GET /sapi/v1/account/apiRestrictions`` reports the key may do (a test sets a dangerous key up).
+    allows_withdrawals: bool = False
+    allows_futures: bool = True
     _verifier: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -346,6 +346,17 @@ def leverage_brackets(server: SimServer, account: Account | None, values: dict[s
     return [rest_shapes.leverage_brackets(symbol, exchange.leverage_brackets(symbol)) for symbol in server.symbols]
 
 
+def api_restrictions(server: SimServer, account: Account | None, values: dict[str, Any]) -> Any:
+    """``GET /sapi/v1/account/apiRestrictions``: on Binance a spot-host endpoint (``api.binance.com``), served here
+    too so that a test can point the bot's ``SAPI_BASE_URL`` at the simulator."""
+    credentials = _account(account).credentials
+    return {"ipRestrict": False, "createTime": 1_623_840_271_000, "enableReading": True,
+            "enableWithdrawals": credentials.allows_withdrawals, "enableInternalTransfer": False,
+            "enableMargin": False, "enableFutures": credentials.allows_futures, "permitsUniversalTransfer": False,
+            "enableVanillaOptions": False, "enableFixApiTrade": False, "enableFixReadOnly": False,
+            "enableSpotAndMarginTrading": False, "enablePortfolioMarginTrading": False}
+
+
 # ============================================================================================= listenKey
 def _check_named_key(server: SimServer, account: Account, values: dict[str, Any]) -> None:
     named = values.get("listenKey")
@@ -428,6 +439,7 @@ _TABLE = (
         Param("dualSidePosition", Kind.BOOL, required=True),), change_position_mode),
     Endpoint("GET", "/fapi/v1/positionSide/dual", _SIGNED, (), position_mode, 30),
     Endpoint("GET", "/fapi/v1/leverageBracket", _SIGNED, (_OPTIONAL_SYMBOL,), leverage_brackets),
+    Endpoint("GET", "/sapi/v1/account/apiRestrictions", _SIGNED, (), api_restrictions),
     Endpoint("POST", "/fapi/v1/listenKey", _KEY, (), start_user_stream),
     Endpoint("PUT", "/fapi/v1/listenKey", _KEY, (Param("listenKey"),), keepalive_user_stream),
     Endpoint("DELETE", "/fapi/v1/listenKey", _KEY, (Param("listenKey"),), close_user_stream),

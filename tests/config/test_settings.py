@@ -108,6 +108,23 @@ def test_url_overrides_win_and_lose_a_trailing_slash(monkeypatch: pytest.MonkeyP
     assert settings.ws_private_url == TESTNET_ENDPOINTS.ws_private_url
 
 
+def test_the_key_permissions_are_read_on_binance_spot_host_only_for_mainnet_itself(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODE", "mainnet")
+    assert Settings(_env_file=None).sapi_base_url == "https://api.binance.com"
+    monkeypatch.setenv("REST_BASE_URL", "http://127.0.0.1:8765")  # another exchange: not asked ...
+    assert Settings(_env_file=None).sapi_base_url is None
+    monkeypatch.setenv("SAPI_BASE_URL", "http://127.0.0.1:8765/")  # ... unless told where
+    assert Settings(_env_file=None).sapi_base_url == "http://127.0.0.1:8765"
+    monkeypatch.setenv("MODE", "testnet")
+    monkeypatch.delenv("REST_BASE_URL")
+    monkeypatch.delenv("SAPI_BASE_URL")
+    assert Settings(_env_file=None).sapi_base_url is None  # the demo hosts have no /sapi
+    monkeypatch.setenv("SAPI_BASE_URL", "https://api.binance.com")
+    with pytest.raises(ValueError, match="SAPI_BASE_URL: points at mainnet"):
+        Settings(_env_file=None)
+
+
 def test_sim_may_point_at_a_local_simulator_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REST_BASE_URL", "http://127.0.0.1:8765")
     monkeypatch.setenv("WS_PRIVATE_URL", "ws://127.0.0.1:8765/private")
@@ -130,7 +147,8 @@ def test_every_documented_setting_name_is_read() -> None:
         "LOG_FORMAT",
         "POSITION_MODE",
         "SYMBOLS_FILE", "STATUS_DIR", "HEARTBEAT_INTERVAL_SEC", "SIM_DATA", "SIM_SPEED", "SIM_START_BALANCE",
-        "MARKET_DATA", "REST_BASE_URL", "WS_MARKET_URL", "WS_PRIVATE_URL", "BINANCE_API_KEY", "BINANCE_API_SECRET",
+        "MARKET_DATA", "REST_BASE_URL", "WS_MARKET_URL", "WS_PRIVATE_URL", "SAPI_BASE_URL", "BINANCE_API_KEY",
+        "BINANCE_API_SECRET",
         "APIKEY_FILE", "MAINNET_CONFIRM",
     }  # fmt: skip
 

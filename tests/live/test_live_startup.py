@@ -4,6 +4,7 @@ stops it before anything is traded, naming the reason, and the heartbeat fields 
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -98,3 +99,42 @@ async def test_the_heartbeat_names_every_live_field(sim_server_factory, tmp_path
     assert bot.heartbeat()["process"]["state"] == "stopped"
     assert "Live run (testnet) stopped" in "\n".join(bot.lines)
 
+
+
+async def _session_with_a_key_that_allows_withdrawals(sim_server_factory, tmp_path: Path,
+                                                      sapi: bool) -> tuple[dict, BotProcess]:
+    """A short session with such a key; ``sapi``: SAPI_BASE_URL points at the simulator. The first heartbeat
+    that has read the permissions, and the stopped bot."""
+    server = await sim_server_factory(speed=SPEED, history_minutes=30,
+                                      credentials=[replace(TEST_CREDENTIALS, allows_withdrawals=True)])
+    env = bot_environment(tmp_path, server)
+    if sapi:
+        env["SAPI_BASE_URL"] = env["REST_BASE_URL"]
+    bot = BotProcess(env, tmp_path)
+    try:
+        await bot.start()
+        await bot.wait_for_line(LIVE_READY_LINE, timeout=30)
+        heartbeat = await until(lambda: (hb := bot.heartbeat()).get("mode", {}).get("key_permissions") not in (
+            None, "not read yet") and hb, 10, "a heartbeat with the key's permissions", bot)
+        assert await bot.stop(signal.SIGINT) == 0, bot.describe()
+    finally:
+        await bot.kill()
+    return heartbeat, bot
+
+
+async def test_a_key_that_allows_withdrawals_is_warned_about_at_start(sim_server_factory, tmp_path: Path) -> None:
+    """The key's permissions are read where ``SAPI_BASE_URL`` points (here the simulator, which serves Binance's
+    ``GET /sapi/v1/account/apiRestrictions``): a key that allows withdrawals is named loudly on the console and in
+    the log, the heartbeat shows it, and the bot trades on (the operator may need it to close positions)."""
+    heartbeat, bot = await _session_with_a_key_that_allows_withdrawals(sim_server_factory, tmp_path, sapi=True)
+    assert heartbeat["mode"]["key_permissions"] == {"futures": True, "withdrawals": True, "reading": True,
+                                                    "ip_restricted": False}
+    assert any(line.startswith("WARNING: THE API KEY ALLOWS WITHDRAWALS") for line in bot.lines), bot.describe()
+    assert "THE API KEY ALLOWS WITHDRAWALS" in bot.stderr()  # the CRITICAL log line too
+
+
+async def test_without_sapi_base_url_a_simulated_exchange_is_not_asked_for_permissions(
+        sim_server_factory, tmp_path: Path) -> None:
+    heartbeat, bot = await _session_with_a_key_that_allows_withdrawals(sim_server_factory, tmp_path, sapi=False)
+    assert heartbeat["mode"]["key_permissions"] == "not checked (this exchange does not expose them)"
+    assert not any("WITHDRAWALS" in line for line in bot.lines)

@@ -1447,7 +1447,10 @@ class ExecutionCore:
         for line in plan.warnings:
             commands.append(Notice(Level.WARNING, "reconciliation", {"detail": line}))
         for line in plan.problems:
-            commands.append(Notice(Level.ERROR, "unexplained difference with the exchange", {"detail": line}))
+            # A warning, not yet an error: a fill in flight between the snapshot's reads explains itself at the next
+            # look; one still there then halts trading ("trading halted", an error, with the difference as reason).
+            commands.append(Notice(Level.WARNING, "difference with the exchange; looked at again before trading halts",
+                                   {"detail": line}))
         commands.extend(self._confirm_differences([] if snapshot.fresh_account else plan.problems, now))
         commands.append(Notice(Level.INFO, "reconciliation finished", {
             "reason": reason, "fixed": len(plan.fixed), "problems": len(plan.problems)}))

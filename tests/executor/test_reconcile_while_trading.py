@@ -48,7 +48,7 @@ def test_a_difference_that_goes_away_never_halts(tmp_path) -> None:
         assert len(bot.core.open_orders_by_id()) == 1
         bot.gateway.inject(Fault.TIMEOUT_BEFORE, operation="query_order")  # its lookup fails once
         bot.interrupt_stream("reconnected")
-        assert "unexplained difference with the exchange" in bot.notices  # seen once ...
+        assert "difference with the exchange; looked at again before trading halts" in bot.notices  # seen once ...
         bot.advance(6_000)  # ... and gone when it is looked at again
         assert bot.core.stats.reconciliations == 3
         assert bot.risk.state("global").state.value == "ACTIVE"

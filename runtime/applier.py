@@ -398,7 +398,8 @@ class AsyncApplier:
         self._idle.clear()
         self._handling = True
         try:
-            await self._carry_out(self.core.start(self.now()))
+            self._apply_batch(self.core.start(self.now()))
+            await self._write_held()
         finally:
             self._handling = False
         self._check_idle()
@@ -432,26 +433,12 @@ class AsyncApplier:
         self._handling = True
         self.handled_inline += 1
         try:
-            if chaos.switch is not None:
-                _chaos_before(item)
-            commands = self.core.handle(item)
-            persists, requests, notices = _split(commands)
-            if persists:
-                try:
-                    self.journal.apply(persists)
-                except Exception as exc:  # noqa: BLE001 - the consumer retries it; nothing of it is sent
-                    self._database_failed(exc)
-                    self._held = commands
-                    self.inputs.put_nowait(_HELD)  # the queue was empty: the held batch goes first
-                    return
-                self._database_ok()
-            self._dispatch(persists, requests, notices)
-        except Exception as exc:
-            self.error = exc
-            log.exception("execution core input failed; its commands were not carried out")
+            self._handle(item)
         finally:
             self._handling = False
-            if self._held is None:
+            if self._held is not None:
+                self.inputs.put_nowait(_HELD)  # the queue was empty: the consumer writes it before anything else
+            else:
                 self._pending -= 1  # a held batch stays pending until the consumer has written it
             self._check_idle()
 
@@ -460,15 +447,10 @@ class AsyncApplier:
             item = await self.inputs.get()
             self._handling = True
             try:
-                if item is _HELD:
-                    held, self._held = self._held, None
-                    assert held is not None
-                    await self._carry_out(held)
-                    continue
-                if chaos.switch is not None:
-                    _chaos_before(item)
-                await self._carry_out(self.core.handle(item))
-            except Exception as exc:  # a journal failure: nothing of this batch was sent
+                if item is not _HELD:
+                    self._handle(item)
+                await self._write_held()
+            except Exception as exc:
                 self.error = exc
                 log.exception("execution core input failed; its commands were not carried out")
             finally:
@@ -476,10 +458,48 @@ class AsyncApplier:
                 self._pending -= 1
                 self._check_idle()
 
-    async def _carry_out(self, commands: list[Command]) -> None:
+    def _handle(self, item: Input) -> None:
+        """The core's answer to one input, carried out at once (or held: see :meth:`_apply_batch`)."""
+        try:
+            if chaos.switch is not None:
+                _chaos_before(item)
+            self._apply_batch(self.core.handle(item))
+        except Exception as exc:
+            self.error = exc
+            log.exception("execution core input failed; its commands were not carried out")
+
+    def _apply_batch(self, commands: list[Command]) -> None:
+        """Write the batch, then send its requests; a batch the database refuses is held (nothing of it sent)
+        for :meth:`_write_held`, which the consumer runs before anything else."""
         persists, requests, notices = _split(commands)
         if persists:
-            await self._persist(persists)
+            try:
+                self.journal.apply(persists)
+            except Exception as exc:  # noqa: BLE001 - any failure of the database: held and tried again
+                self._database_failed(exc)
+                self._held = commands
+                return
+            self._database_ok()
+        self._dispatch(persists, requests, notices)
+
+    async def _write_held(self) -> None:
+        """Write the held batch (0.5 s after it failed, doubling to 10 s), then carry it out; everything after it
+        waits: none of its requests leaves before its intents are stored."""
+        if self._held is None:
+            return
+        persists, requests, notices = _split(self._held)
+        delay = DATABASE_RETRY_FIRST_SEC
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                self.journal.apply(persists)
+            except Exception as exc:  # noqa: BLE001 - any failure of the database: wait and try again
+                self._database_failed(exc)
+                delay = min(delay * 2, DATABASE_RETRY_MAX_SEC)
+                continue
+            break
+        self._held = None
+        self._database_ok()
         self._dispatch(persists, requests, notices)
 
     def _dispatch(self, persists: list[PersistCommand], requests: list[ExchangeCommand],
@@ -501,21 +521,6 @@ class AsyncApplier:
             for command in (*persists, *requests):
                 self.on_command(command)
         self._arm_timer()
-
-    async def _persist(self, persists: list[PersistCommand]) -> None:
-        """Write a batch; while the database refuses, try again (0.5 s, doubling to 10 s) and hold everything
-        after it: none of the batch's requests leaves before its intents are stored."""
-        delay = DATABASE_RETRY_FIRST_SEC
-        while True:
-            try:
-                self.journal.apply(persists)
-            except Exception as exc:  # noqa: BLE001 - any failure of the database: wait and try again
-                self._database_failed(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, DATABASE_RETRY_MAX_SEC)
-                continue
-            self._database_ok()
-            return
 
     def _database_failed(self, exc: Exception) -> None:
         if self.database_error is None:

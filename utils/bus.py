@@ -45,19 +45,38 @@ class Event:
     sequence: int
 
 
-class Subscription:
-    """One consumer's bounded queue on the channels matching any of its patterns, in publish order."""
+class _Subscriber:
+    """What every subscription has: a name, its channel patterns, a delivery count, and a way out."""
 
-    __slots__ = ("name", "patterns", "_queue", "delivered", "dropped", "_bus", "closed", "_in_hand")
+    __slots__ = ("name", "patterns", "delivered", "closed", "_bus")
 
-    def __init__(self, bus: EventBus, name: str, patterns: tuple[str, ...], maxsize: int) -> None:
+    def __init__(self, bus: EventBus, name: str, patterns: tuple[str, ...]) -> None:
         self._bus = bus
         self.name = name
         self.patterns = patterns
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
         self.delivered = 0
-        self.dropped = 0
         self.closed = False
+
+    @property
+    def pattern(self) -> str:
+        return ",".join(self.patterns)
+
+    def matches(self, channel: str) -> bool:
+        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.patterns)
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class Subscription(_Subscriber):
+    """One consumer's bounded queue on the channels matching any of its patterns, in publish order."""
+
+    __slots__ = ("_queue", "dropped", "_in_hand")
+
+    def __init__(self, bus: EventBus, name: str, patterns: tuple[str, ...], maxsize: int) -> None:
+        super().__init__(bus, name, patterns)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
         self._in_hand = False
 
     @property
@@ -67,13 +86,6 @@ class Subscription:
     @property
     def maxsize(self) -> int:
         return self._queue.maxsize
-
-    @property
-    def pattern(self) -> str:
-        return ",".join(self.patterns)
-
-    def matches(self, channel: str) -> bool:
-        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.patterns)
 
     async def get(self) -> Event:
         """Next event. Taking it acknowledges the previous one (see :meth:`ack`)."""
@@ -107,33 +119,16 @@ class Subscription:
         """Wait until everything queued so far has been taken and acknowledged by the consumer."""
         await self._queue.join()
 
-    def close(self) -> None:
-        self._bus.unsubscribe(self)
 
-
-class DirectSubscription:
+class DirectSubscription(_Subscriber):
     """A synchronous handler called during ``publish`` for every channel matching one of its patterns."""
 
-    __slots__ = ("name", "patterns", "handler", "delivered", "failures", "_bus", "closed")
+    __slots__ = ("handler", "failures")
 
     def __init__(self, bus: EventBus, name: str, patterns: tuple[str, ...], handler: Callable[[Event], None]) -> None:
-        self._bus = bus
-        self.name = name
-        self.patterns = patterns
+        super().__init__(bus, name, patterns)
         self.handler = handler
-        self.delivered = 0
         self.failures = 0
-        self.closed = False
-
-    @property
-    def pattern(self) -> str:
-        return ",".join(self.patterns)
-
-    def matches(self, channel: str) -> bool:
-        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.patterns)
-
-    def close(self) -> None:
-        self._bus.unsubscribe(self)
 
 
 type _Route = tuple[tuple[Subscription, ...], tuple[DirectSubscription, ...], bool]
@@ -180,7 +175,7 @@ class EventBus:
         self._routes.clear()
         return subscription
 
-    def unsubscribe(self, subscription: Subscription | DirectSubscription) -> None:
+    def unsubscribe(self, subscription: _Subscriber) -> None:
         subscriptions: list[Any] = self._direct if isinstance(subscription, DirectSubscription) else self._subscriptions
         if subscription in subscriptions:
             subscriptions.remove(subscription)

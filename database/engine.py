@@ -105,9 +105,13 @@ def _configure_sqlite(engine: Engine, in_memory: bool, autocheckpoint: bool = Tr
         if mode not in _SQLITE_BEGIN_MODES:
             raise ValueError(f"{SQLITE_BEGIN_OPTION}={mode!r}; expected one of {_SQLITE_BEGIN_MODES}")
         # On the DBAPI connection itself: SQLAlchemy's execution machinery would add more than the BEGIN costs.
-        # A driver error is raised as SQLAlchemy would raise it (callers tell a locked database by it).
-        statement = f"BEGIN {mode}"
-        try:
-            connection.connection.driver_connection.execute(statement)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(statement, None, error, sqlite3.Error, dialect=engine.dialect) from error
+        execute_on_sqlite_driver(connection.connection.driver_connection, f"BEGIN {mode}")
+
+
+def execute_on_sqlite_driver(driver: sqlite3.Connection, statement: str) -> None:
+    """Run a statement without parameters on a pysqlite connection; a driver error is raised as SQLAlchemy would
+    raise it (callers tell a locked database by it)."""
+    try:
+        driver.execute(statement)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error

@@ -9,7 +9,6 @@ UPDATE`` on PostgreSQL), so two processes sharing a database cannot interleave t
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -25,7 +24,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from database.checkpoint import WalCheckpointer
-from database.engine import SQLITE_BEGIN_OPTION, json_default, make_engine, sqlite_file
+from database.engine import (
+    SQLITE_BEGIN_OPTION,
+    execute_on_sqlite_driver,
+    json_default,
+    make_engine,
+    sqlite_file,
+)
 from database.mapping import row_to, to_columns
 from database.models import (
     AccountSnapshotRecord,
@@ -261,8 +266,7 @@ class Repository:
             with connection.begin():
                 yield connection
         except BaseException:
-            self._release(connection)
-            local.connection = None
+            self._drop_held(connection)
             raise
 
     def _held_connection(self) -> Connection:
@@ -282,6 +286,11 @@ class Repository:
         for connection in connections:
             self._release(connection)
         self._local = threading.local()
+
+    def _drop_held(self, connection: Connection) -> None:
+        """This thread's held connection failed: closed, and the next call opens another."""
+        self._release(connection)
+        self._local.connection = None
 
     def _release(self, connection: Connection) -> None:
         with self._held_lock:
@@ -345,19 +354,18 @@ class Repository:
         connection = self._held_connection()
         driver = connection.connection.driver_connection
         try:
-            _driver_execute(driver, "BEGIN IMMEDIATE")
+            execute_on_sqlite_driver(driver, "BEGIN IMMEDIATE")
             for insert, values in prepared:
                 if insert.run(driver, values) != 1:
-                    _driver_execute(driver, "ROLLBACK")
+                    execute_on_sqlite_driver(driver, "ROLLBACK")
                     return False
-            _driver_execute(driver, "COMMIT")
+            execute_on_sqlite_driver(driver, "COMMIT")
             return True
         except BaseException:
             if driver.in_transaction:
                 with suppress(Exception):
                     driver.execute("ROLLBACK")
-            self._release(connection)
-            self._local.connection = None
+            self._drop_held(connection)
             raise
 
     # --- orders -----------------------------------------------------------------------------------------------
@@ -997,13 +1005,6 @@ class NewRow(NamedTuple):
 
 class _KeyStored(Exception):
     """One of the rows given to insert_new is already stored."""
-
-
-def _driver_execute(driver: Any, statement: str) -> None:
-    try:
-        driver.execute(statement)
-    except sqlite3.Error as error:
-        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
 
 
 class _CompiledInsert:
